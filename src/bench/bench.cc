@@ -118,7 +118,9 @@ class Runner {
                      .n_ctx = std::max(1, test.n_prompt + test.n_gen),
                      .n_batch = std::min(params.n_batch, std::max(1, test.n_prompt)),
                      .n_threads = n_threads,
-                     .max_trace_channels = std::max(1, static_cast<int>(trace_metrics.size()))}),
+                     .max_trace_channels = std::max(1, static_cast<int>(trace_metrics.size())),
+                     .matmul_mode = params.matmul_mode,
+                     .on_prefill_progress = {}}),
         rng_(params.seed) {
     if (steering) session_.set_steering(steering);
     if (!trace_metrics.empty()) {
@@ -285,6 +287,7 @@ std::vector<BenchRecord> run_bench(const Model& model, const BenchParams& params
   base.weight_bytes = model.weight_bytes();
   base.cpu_info = cpu_model_name();
   base.n_batch = params.n_batch;
+  base.act_quant = params.matmul_mode == MatmulMode::LlamaCpp;
 
   const size_t bw_bytes = params.bandwidth_buffer_bytes ? params.bandwidth_buffer_bytes
                                                         : default_bandwidth_buffer_bytes();
@@ -356,6 +359,7 @@ std::string records_json(const std::vector<BenchRecord>& records) {
     j["samples_ts"] = r.samples_ts();
     j["guide"] =
         r.guide.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.guide);
+    j["act_quant"] = r.act_quant;
     j["trace"] = !r.trace_metrics.empty();
     j["trace_metrics"] = r.trace_metrics;
     j["weight_bytes"] = r.weight_bytes;

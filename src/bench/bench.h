@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/matmul.h"
 #include "model/model.h"
 #include "steer/steering.h"
 #include "trace/influence.h"
@@ -37,6 +38,9 @@ struct BenchParams {
   // Influence metrics traced in the same pass; an empty set means untraced. The
   // traced tokens are the guide span, or the first 10 positions without one.
   std::vector<std::vector<InfluenceMetric>> trace_sets = {{}};
+  // How activations meet quantized weights. LlamaCpp (the default) is the arithmetic
+  // llama-bench measures; Exact keeps float activations against dequantized weights.
+  MatmulMode matmul_mode = MatmulMode::LlamaCpp;
   // Bandwidth-probe buffer; 0: default_bandwidth_buffer_bytes().
   size_t bandwidth_buffer_bytes = 0;
   // Called with a short status ("pp512 t=2 rep 2/3") before each run.
@@ -55,6 +59,7 @@ struct BenchRecord {
   std::string guide;                       // the guide span, empty when unsteered
   std::vector<std::string> trace_metrics;  // metric names, empty when untraced
   double bandwidth_gbs = 0;                // measured read bandwidth at n_threads
+  bool act_quant = true;                   // activations quantized as llama.cpp does
 
   std::string test_name() const;  // "pp512" / "tg128"
   std::vector<double> samples_ts() const;

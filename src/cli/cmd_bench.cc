@@ -22,7 +22,7 @@ struct BenchArgs {
   std::vector<std::string> guide_spans;
   std::vector<int> n_prompt = {512}, n_gen = {128}, threads = {2}, trace_metrics;
   int repetitions = 3, batch = 512, bandwidth_mib = 0;
-  bool trace = false, progress = true;
+  bool trace = false, progress = true, exact = false;
 };
 
 void run_bench_command(const BenchArgs& a) {
@@ -34,6 +34,7 @@ void run_bench_command(const BenchArgs& a) {
   p.n_threads = a.threads;
   p.repetitions = a.repetitions;
   p.n_batch = a.batch;
+  p.matmul_mode = a.exact ? MatmulMode::Exact : MatmulMode::LlamaCpp;
   p.bandwidth_buffer_bytes = static_cast<size_t>(a.bandwidth_mib) << 20;
   if (!a.guide_spans.empty()) {
     p.guide_spans.clear();
@@ -98,6 +99,9 @@ void add_bench(CLI::App& app) {
   c->add_option("--bandwidth-mib", a->bandwidth_mib,
                 "Bandwidth-probe buffer in MiB (default 4x the last-level cache, 64-1024)")
       ->check(CLI::Range(1, 1 << 16));
+  c->add_flag("--exact", a->exact,
+              "Float activations against exactly dequantized weights (heed run's default) instead "
+              "of llama.cpp's quantized activations");
   c->add_flag("!--no-progress", a->progress, "No progress line on stderr");
   c->callback([a] { run_bench_command(*a); });
 }

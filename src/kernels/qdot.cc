@@ -10,6 +10,7 @@
 #include "kernels/qdot.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -21,6 +22,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/qdot.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -31,6 +33,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 // fp16 -> f32 for block scales in the hot loops: one multiply by 2^112 rescales
 // normal and subnormal halves exactly; inf / NaN take the exact slow path.
 HWY_INLINE float half(uint16_t h) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  return _cvtsh_ss(h);  // F16C: exact, one instruction
+#endif
   if ((h & 0x7c00u) == 0x7c00u) return fp16_to_f32(h);
   const float magnitude = f32_from_bits(static_cast<uint32_t>(h & 0x7fffu) << 13) * 0x1p112f;
   return f32_from_bits(f32_to_bits(magnitude) | (static_cast<uint32_t>(h & 0x8000u) << 16));
@@ -64,6 +69,7 @@ struct ScaleMinParams {
 struct KMinParams {
   float d, dmin;
   int16_t mins[16];  // min scale per 16 elements
+  uint8_t scales[8];  // Q4_K / Q5_K: scale per 32 elements
 };
 
 // The block's float term besides d_w * d_a * sum(q * a), added the way ggml's
@@ -80,8 +86,20 @@ template <Bias kB>
 struct WithBias {
   static constexpr Bias kBias = kB;
 };
-using NoBias = WithBias<Bias::None>;
-using MinTimesSum = WithBias<Bias::MinTimesSum>;
+// Block params of the types whose only float besides the scale is none / a min.
+struct NoBias : WithBias<Bias::None> {
+  template <class W>
+  static void params(const W& b, ScaleParams* p) {
+    p->d = half(b.d);
+  }
+};
+struct MinTimesSum : WithBias<Bias::MinTimesSum> {
+  template <class W>
+  static void params(const W& b, ScaleMinParams* p) {
+    p->d = half(b.d);
+    p->m = half(b.m);
+  }
+};
 
 struct TQ4_0 : NoBias {
   using W = BlockQ4_0;
@@ -177,10 +195,13 @@ struct TQ2_K : WithBias<Bias::Q2K> {
   using Act = ActQ8_K;
   using Params = KMinParams;
   static constexpr int kElems = kQK_K;
-  static void unpack(const W& b, int16_t* HWY_RESTRICT q, Params* p) {
+  static void params(const W& b, Params* p) {
     p->d = half(b.d);
     p->dmin = half(b.dmin);
     for (int j = 0; j < 16; ++j) p->mins[j] = static_cast<int16_t>(b.scales[j] >> 4);
+  }
+  static void unpack(const W& b, int16_t* HWY_RESTRICT q, Params* p) {
+    params(b, p);
     // Loops shaped like the layout (16 elements share a scale) so they vectorise.
     for (int h = 0; h < 2; ++h)
       for (int k = 0; k < 4; ++k)
@@ -223,16 +244,24 @@ struct TQ3_K : NoBias {
 
 // Q4_K / Q5_K: eight 32-element groups; element 64s + l is the low nibble of
 // qs[32s + l], 64s + 32 + l the high nibble (Q5_K: fifth bit qh[l] bit 2s / 2s+1).
-template <bool kFifthBit, class Block>
-void unpack_k4(const Block& b, const uint8_t* qh, int16_t* HWY_RESTRICT q, KMinParams* p) {
+template <class Block>
+void k4_params(const Block& b, KMinParams* p) {
   p->d = half(b.d);
   p->dmin = half(b.dmin);
   for (int s = 0; s < 4; ++s) {
-    uint8_t sc_lo, m_lo, sc_hi, m_hi;
-    get_scale_min_k4(2 * s, b.scales, &sc_lo, &m_lo);
-    get_scale_min_k4(2 * s + 1, b.scales, &sc_hi, &m_hi);
+    uint8_t m_lo, m_hi;
+    get_scale_min_k4(2 * s, b.scales, &p->scales[2 * s], &m_lo);
+    get_scale_min_k4(2 * s + 1, b.scales, &p->scales[2 * s + 1], &m_hi);
     p->mins[4 * s] = p->mins[4 * s + 1] = m_lo;
     p->mins[4 * s + 2] = p->mins[4 * s + 3] = m_hi;
+  }
+}
+
+template <bool kFifthBit, class Block>
+void unpack_k4(const Block& b, const uint8_t* qh, int16_t* HWY_RESTRICT q, KMinParams* p) {
+  k4_params(b, p);
+  for (int s = 0; s < 4; ++s) {
+    const int sc_lo = p->scales[2 * s], sc_hi = p->scales[2 * s + 1];
     const uint8_t* qs = b.qs + 32 * s;
     int16_t* out = q + 64 * s;
     for (int l = 0; l < 32; ++l) {
@@ -252,6 +281,7 @@ struct TQ4_K : WithBias<Bias::Q4K> {
   using Act = ActQ8_K;
   using Params = KMinParams;
   static constexpr int kElems = kQK_K;
+  static void params(const W& b, Params* p) { k4_params(b, p); }
   static void unpack(const W& b, int16_t* HWY_RESTRICT q, Params* p) {
     unpack_k4<false>(b, nullptr, q, p);
   }
@@ -262,6 +292,7 @@ struct TQ5_K : WithBias<Bias::Q5K> {
   using Act = ActQ8_K;
   using Params = KMinParams;
   static constexpr int kElems = kQK_K;
+  static void params(const W& b, Params* p) { k4_params(b, p); }
   static void unpack(const W& b, int16_t* HWY_RESTRICT q, Params* p) {
     unpack_k4<true>(b, b.qh, q, p);
   }
@@ -309,6 +340,8 @@ struct Activations {
   const float* d;        // [n_tokens][n_blocks]
   const float* s;        // Q8_1: [n_tokens][n_blocks] sum fields
   const int16_t* bsums;  // Q8_K: [n_tokens][n_blocks][16]
+  const uint8_t* raw;    // the quantized rows themselves (direct kernels)
+  size_t raw_row_bytes;
 };
 
 // An unpacked tile of weight rows: int16 values [rows][n_in] and block params.
@@ -373,14 +406,73 @@ HWY_INLINE void min_pairs(const int16_t* m, const int16_t* bs, int32_t* HWY_REST
   }
 }
 
-// y for NR rows (tile rows i0..) x NT tokens (t0..). The operations per (row,
-// token) do not depend on NR or NT, so decode and prefill give identical bits.
+// ggml's float state of one (row, token) dot product, and its per-block steps.
+struct RowAcc {
+  VF acc[kLaneVecs];
+  float summs;
+  float acc_m[4];
+};
+
+HWY_INLINE void acc_init(RowAcc& s) {
+  for (int i = 0; i < kLaneVecs; ++i) s.acc[i] = hn::Zero(DF());
+  s.summs = 0.0f;
+  for (float& m : s.acc_m) m = 0.0f;
+}
+
+// K-quant min terms of block b, taken before the block's dot as ggml does.
+template <class T>
+HWY_INLINE void acc_mins(RowAcc& s, const typename T::Params& p, const int16_t* bs, float ad) {
+  if constexpr (kKMins<T>) {
+    const D32 d32;
+    const DF df;
+    const float dmin = -(p.dmin * ad);
+    HWY_ALIGN int32_t mp[8];
+    min_pairs(p.mins, bs, mp);
+    if constexpr (T::kBias == Bias::Q2K) {
+      for (int i = 0; i < kLaneVecs; ++i)
+        s.acc[i] = hn::MulAdd(hn::ConvertTo(df, hn::Load(d32, mp + i * kN32)), hn::Set(df, dmin),
+                              s.acc[i]);
+    } else if constexpr (T::kBias == Bias::Q4K) {
+      for (int k = 0; k < 4; ++k)
+        s.acc_m[k] = std::fma(dmin, static_cast<float>(mp[2 * k] + mp[2 * k + 1]), s.acc_m[k]);
+    } else {
+      int32_t total = 0;
+      for (int k = 0; k < 8; ++k) total += mp[k];
+      s.summs = std::fma(dmin, static_cast<float>(total), s.summs);
+    }
+  }
+}
+
+// The block's 8 integer lanes G times the scale product, and the Q4_1/Q5_1 min term
+// (as: the activation block's sum field).
+template <class T>
+HWY_INLINE void acc_block(RowAcc& s, const VI* G, const typename T::Params& p, float ad,
+                          float as) {
+  const DF df;
+  const auto scale = hn::Set(df, p.d * ad);
+  for (int i = 0; i < kLaneVecs; ++i) s.acc[i] = hn::MulAdd(hn::ConvertTo(df, G[i]), scale, s.acc[i]);
+  if constexpr (T::kBias == Bias::MinTimesSum) s.summs = std::fma(p.m, as, s.summs);
+}
+
+template <class T>
+HWY_INLINE float acc_finish(const RowAcc& s) {
+  float v = hsum8(s.acc);
+  if constexpr (T::kBias == Bias::Q4K) {
+    v += (s.acc_m[0] + s.acc_m[2]) + (s.acc_m[1] + s.acc_m[3]);
+  } else if constexpr (T::kBias == Bias::MinTimesSum || T::kBias == Bias::Q5K) {
+    v += s.summs;
+  }
+  return v;
+}
+
+// y for NR rows (tile rows i0..) x NT tokens (t0..) of an unpacked tile. The
+// operations per (row, token) do not depend on NR or NT, nor on the direct
+// kernels below, so decode and prefill give identical bits.
 template <class T, int NR, int NT>
 HWY_INLINE void dot_tile(const Tile<T>& tile, int64_t i0, const Activations& act, int64_t t0,
                          int64_t n_in, float* y, int64_t n_out, int64_t r0) {
   const D16 d16;
   const D32 d32;
-  const DF df;
   const int64_t n_blocks = n_in / T::kElems;
   const int16_t* w[NR];
   const typename T::Params* p[NR];
@@ -394,36 +486,14 @@ HWY_INLINE void dot_tile(const Tile<T>& tile, int64_t i0, const Activations& act
     a[t] = act.q + (t0 + t) * n_in;
     ad[t] = act.d + (t0 + t) * n_blocks;
   }
-  VF acc[NR][NT][kLaneVecs];
-  float summs[NR][NT], acc_m[NR][NT][4];
+  RowAcc s[NR][NT];
   for (int r = 0; r < NR; ++r)
-    for (int t = 0; t < NT; ++t) {
-      for (int i = 0; i < kLaneVecs; ++i) acc[r][t][i] = hn::Zero(df);
-      summs[r][t] = 0.0f;
-      for (float& m : acc_m[r][t]) m = 0.0f;
-    }
+    for (int t = 0; t < NT; ++t) acc_init(s[r][t]);
   for (int64_t b = 0; b < n_blocks; ++b) {
     if constexpr (kKMins<T>) {
       for (int r = 0; r < NR; ++r)
-        for (int t = 0; t < NT; ++t) {
-          const int16_t* bs = act.bsums + ((t0 + t) * n_blocks + b) * 16;
-          const float dmin = -(p[r][b].dmin * ad[t][b]);
-          HWY_ALIGN int32_t mp[8];
-          min_pairs(p[r][b].mins, bs, mp);
-          if constexpr (T::kBias == Bias::Q2K) {
-            for (int i = 0; i < kLaneVecs; ++i)
-              acc[r][t][i] = hn::MulAdd(hn::ConvertTo(df, hn::Load(d32, mp + i * kN32)),
-                                        hn::Set(df, dmin), acc[r][t][i]);
-          } else if constexpr (T::kBias == Bias::Q4K) {
-            for (int k = 0; k < 4; ++k)
-              acc_m[r][t][k] =
-                  std::fma(dmin, static_cast<float>(mp[2 * k] + mp[2 * k + 1]), acc_m[r][t][k]);
-          } else {
-            int32_t total = 0;
-            for (int k = 0; k < 8; ++k) total += mp[k];
-            summs[r][t] = std::fma(dmin, static_cast<float>(total), summs[r][t]);
-          }
-        }
+        for (int t = 0; t < NT; ++t)
+          acc_mins<T>(s[r][t], p[r][b], act.bsums + ((t0 + t) * n_blocks + b) * 16, ad[t][b]);
     }
     VI P[NR][NT][kGroupVecs];
     for (int r = 0; r < NR; ++r)
@@ -448,25 +518,227 @@ HWY_INLINE void dot_tile(const Tile<T>& tile, int64_t i0, const Activations& act
       for (int t = 0; t < NT; ++t) {
         VI G[kLaneVecs];
         fold_lanes(P[r][t], G);
-        const auto scale = hn::Set(df, p[r][b].d * ad[t][b]);
-        for (int i = 0; i < kLaneVecs; ++i)
-          acc[r][t][i] = hn::MulAdd(hn::ConvertTo(df, G[i]), scale, acc[r][t][i]);
-        if constexpr (T::kBias == Bias::MinTimesSum)
-          summs[r][t] = std::fma(p[r][b].m, act.s[(t0 + t) * n_blocks + b], summs[r][t]);
+        const float as = T::kBias == Bias::MinTimesSum ? act.s[(t0 + t) * n_blocks + b] : 0.0f;
+        acc_block<T>(s[r][t], G, p[r][b], ad[t][b], as);
       }
   }
   for (int r = 0; r < NR; ++r)
-    for (int t = 0; t < NT; ++t) {
-      float v = hsum8(acc[r][t]);
-      if constexpr (T::kBias == Bias::Q4K) {
-        const float* m = acc_m[r][t];
-        v += (m[0] + m[2]) + (m[1] + m[3]);
-      } else if constexpr (T::kBias == Bias::MinTimesSum || T::kBias == Bias::Q5K) {
-        v += summs[r][t];
-      }
-      y[(t0 + t) * n_out + r0 + i0 + r] = v;
-    }
+    for (int t = 0; t < NT; ++t) y[(t0 + t) * n_out + r0 + i0 + r] = acc_finish<T>(s[r][t]);
 }
+
+// ---- Direct x86 kernels ---------------------------------------------------------
+// On AVX2 and AVX-512 (through their 256-bit ops: ggml's lane layout is 8 int32),
+// decode skips the int16 tile: a block's 8 ggml lanes come straight from the
+// packed weights, unpacked to bytes in registers, and the int8 activations, by
+// pmaddubsw (u8 x s8 -> int16 pairs) then pmaddwd (pairs x group scale -> int32).
+// Signed weights use ggml's sign trick, |w| x sign(a, w). pmaddubsw saturates at
+// int16, which no type reaches: |pair| <= 2 * 128 * 127 < 32767.
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#undef HEED_QDOT_DIRECT
+#define HEED_QDOT_DIRECT 1
+static_assert(kLaneVecs == 1, "the direct kernels produce the 8 ggml lanes in one vector");
+
+HWY_INLINE __m256i load32(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+HWY_INLINE __m256i bytes(int v) {
+  return _mm256_set1_epi8(static_cast<char>(v));
+}
+// Lane k: scale16 pair weights times the 4 products w[4k..4k+3] * a[4k..4k+3].
+HWY_INLINE __m256i dot_u8(__m256i w, __m256i a, __m256i scale16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), scale16);
+}
+HWY_INLINE __m256i dot_s8(__m256i w, __m256i a, __m256i scale16) {
+  return dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w), scale16);
+}
+HWY_INLINE __m256i ones16() {
+  return _mm256_set1_epi16(1);
+}
+// Bytes 0..15: low nibbles of qs[0..15]; bytes 16..31: their high nibbles.
+HWY_INLINE __m256i nibbles32(const uint8_t* qs) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), bytes(0x0F));
+}
+// Byte j: 0xFF where bit j of the little-endian 32-bit mask at qh is set.
+HWY_INLINE __m256i bits_to_bytes(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, sizeof(bits));
+  const __m256i spread =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                          _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                            0x0101010101010101, 0x0000000000000000));
+  const __m256i all_but_own_bit = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+  return _mm256_cmpeq_epi8(_mm256_or_si256(spread, all_but_own_bit), bytes(0xFF));
+}
+// Bits 2k (k = shift) of each byte, moved to bit `to`.
+HWY_INLINE __m256i bit_field(__m256i x, int shift, int mask, int to) {
+  return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(x, shift), bytes(mask)), to);
+}
+
+// Direct<W>::lanes(block, params, a): the 8 ggml lanes of one block times the
+// activations a (int8, the block's elements in order).
+template <class W>
+struct Direct {
+  static constexpr bool kAvailable = false;
+};
+template <>
+struct Direct<BlockQ8_0> {
+  static constexpr bool kAvailable = true;
+  template <class P>
+  static __m256i lanes(const BlockQ8_0& b, const P&, const int8_t* a) {
+    return dot_s8(load32(b.qs), load32(a), ones16());
+  }
+};
+template <>
+struct Direct<BlockQ4_0> {
+  static constexpr bool kAvailable = true;
+  template <class P>
+  static __m256i lanes(const BlockQ4_0& b, const P&, const int8_t* a) {
+    return dot_s8(_mm256_sub_epi8(nibbles32(b.qs), bytes(8)), load32(a), ones16());
+  }
+};
+template <>
+struct Direct<BlockIQ4_NL> {
+  static constexpr bool kAvailable = true;
+  template <class P>
+  static __m256i lanes(const BlockIQ4_NL& b, const P&, const int8_t* a) {
+    const __m256i table =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    return dot_s8(_mm256_shuffle_epi8(table, nibbles32(b.qs)), load32(a), ones16());
+  }
+};
+template <>
+struct Direct<BlockQ5_0> {
+  static constexpr bool kAvailable = true;
+  template <class P>
+  static __m256i lanes(const BlockQ5_0& b, const P&, const int8_t* a) {
+    // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
+    const __m256i w =
+        _mm256_or_si256(nibbles32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
+    return dot_s8(w, load32(a), ones16());
+  }
+};
+template <>
+struct Direct<BlockQ4_1> {
+  static constexpr bool kAvailable = true;
+  template <class P>
+  static __m256i lanes(const BlockQ4_1& b, const P&, const int8_t* a) {
+    return dot_u8(nibbles32(b.qs), load32(a), ones16());
+  }
+};
+template <>
+struct Direct<BlockQ5_1> {
+  static constexpr bool kAvailable = true;
+  template <class P>
+  static __m256i lanes(const BlockQ5_1& b, const P&, const int8_t* a) {
+    const __m256i w =
+        _mm256_or_si256(nibbles32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), bytes(0x10)));
+    return dot_u8(w, load32(a), ones16());
+  }
+};
+// Q4_K / Q5_K: groups 2s and 2s + 1 are the low and high nibbles of qs[32s..32s+31].
+template <bool kFifthBit, class Block>
+HWY_INLINE __m256i k4_lanes(const Block& b, const uint8_t* qh, const KMinParams& p,
+                            const int8_t* a) {
+  __m256i sum = _mm256_setzero_si256();
+  const __m256i high = kFifthBit ? load32(qh) : _mm256_setzero_si256();
+  for (int s = 0; s < 4; ++s) {
+    const __m256i x = load32(b.qs + 32 * s);
+    __m256i lo = _mm256_and_si256(x, bytes(0x0F));
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), bytes(0x0F));
+    if constexpr (kFifthBit) {
+      lo = _mm256_or_si256(lo, bit_field(high, 2 * s, 1, 4));
+      hi = _mm256_or_si256(hi, bit_field(high, 2 * s + 1, 1, 4));
+    }
+    sum = _mm256_add_epi32(sum, dot_u8(lo, load32(a + 64 * s), _mm256_set1_epi16(p.scales[2 * s])));
+    sum = _mm256_add_epi32(
+        sum, dot_u8(hi, load32(a + 64 * s + 32), _mm256_set1_epi16(p.scales[2 * s + 1])));
+  }
+  return sum;
+}
+template <>
+struct Direct<BlockQ4_K> {
+  static constexpr bool kAvailable = true;
+  static __m256i lanes(const BlockQ4_K& b, const KMinParams& p, const int8_t* a) {
+    return k4_lanes<false>(b, nullptr, p, a);
+  }
+};
+template <>
+struct Direct<BlockQ5_K> {
+  static constexpr bool kAvailable = true;
+  static __m256i lanes(const BlockQ5_K& b, const KMinParams& p, const int8_t* a) {
+    return k4_lanes<true>(b, b.qh, p, a);
+  }
+};
+// Q6_K: group c = 4h + k takes nibble k / 2 of ql[64h + 32(k % 2) ..] and bits 2k
+// of qh[32h ..]; values - 32; scales per 16 elements.
+template <>
+struct Direct<BlockQ6_K> {
+  static constexpr bool kAvailable = true;
+  template <class P>
+  static __m256i lanes(const BlockQ6_K& b, const P&, const int8_t* a) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qh = load32(b.qh + 32 * h);
+      const __m256i ql0 = load32(b.ql + 64 * h), ql1 = load32(b.ql + 64 * h + 32);
+      for (int k = 0; k < 4; ++k) {
+        const __m256i ql = k % 2 ? ql1 : ql0;
+        const __m256i nib = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), bytes(0x0F));
+        const __m256i q =
+            _mm256_sub_epi8(_mm256_or_si256(nib, bit_field(qh, 2 * k, 3, 4)), bytes(32));
+        const int c = 4 * h + k;
+        const __m256i scale16 = _mm256_set_m128i(_mm_set1_epi16(b.scales[2 * c + 1]),
+                                                 _mm_set1_epi16(b.scales[2 * c]));
+        sum = _mm256_add_epi32(sum, dot_s8(q, load32(a + 32 * c), scale16));
+      }
+    }
+    return sum;
+  }
+};
+
+// NR rows from r0 times token t, straight from the packed rows.
+template <class T, int NR>
+HWY_INLINE void dot_rows_direct(const WeightView& w, int64_t r0, const Activations& act,
+                                int64_t t, float* y) {
+  using ActBlock = typename T::Act::Block;
+  const int64_t n_blocks = w.n_in / T::kElems;
+  const typename T::W* rows[NR];
+  for (int r = 0; r < NR; ++r)
+    rows[r] = reinterpret_cast<const typename T::W*>(
+        w.data + static_cast<size_t>(r0 + r) * w.row_stride_bytes);
+  const auto* a_blocks = reinterpret_cast<const ActBlock*>(act.raw + t * act.raw_row_bytes);
+  const float* ad = act.d + t * n_blocks;
+  RowAcc s[NR];
+  for (int r = 0; r < NR; ++r) acc_init(s[r]);
+  // The hardware prefetcher loses track of NR interleaved short rows: fetch the
+  // next row group's bytes while this one is computed.
+  const size_t ahead = NR * w.row_stride_bytes;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int r = 0; r < NR; ++r)
+      hwy::Prefetch(reinterpret_cast<const uint8_t*>(&rows[r][b]) + ahead);
+    typename T::Params p[NR];
+    for (int r = 0; r < NR; ++r) T::params(rows[r][b], &p[r]);
+    if constexpr (kKMins<T>) {
+      for (int r = 0; r < NR; ++r)
+        acc_mins<T>(s[r], p[r], act.bsums + (t * n_blocks + b) * 16, ad[b]);
+    }
+    const float as = T::kBias == Bias::MinTimesSum ? act.s[t * n_blocks + b] : 0.0f;
+    for (int r = 0; r < NR; ++r) {
+      VI G[1];
+      G[0].raw = Direct<typename T::W>::lanes(rows[r][b], p[r], a_blocks[b].qs);
+      acc_block<T>(s[r], G, p[r], ad[b], as);
+    }
+  }
+  for (int r = 0; r < NR; ++r) y[t * w.n_out + r0 + r] = acc_finish<T>(s[r]);
+}
+#else
+#undef HEED_QDOT_DIRECT
+#define HEED_QDOT_DIRECT 0
+template <class W>
+struct Direct {
+  static constexpr bool kAvailable = false;
+};
+#endif
 
 constexpr int kRowTile = 2;
 constexpr int kTokenTile = 4;
@@ -531,13 +803,13 @@ struct ActScratch {
 
 template <class T>
 Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, int64_t n_in,
-                    ActScratch* sc) {
+                    bool widen, ActScratch* sc) {
   using Act = typename T::Act::Block;
   const int64_t n_blocks = n_in / T::kElems;
   const auto grow = [](auto& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
   };
-  grow(sc->q, n_tokens * n_in);
+  if (widen) grow(sc->q, n_tokens * n_in);
   grow(sc->d, n_tokens * n_blocks);
   if constexpr (T::kBias == Bias::MinTimesSum) grow(sc->s, n_tokens * n_blocks);
   if constexpr (kKMins<T>) grow(sc->bsums, n_tokens * n_blocks * 16);
@@ -548,10 +820,10 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
       sc->d[i] = T::Act::d(a[b]);
       if constexpr (T::kBias == Bias::MinTimesSum) sc->s[i] = half(a[b].s);
       if constexpr (kKMins<T>) std::copy(a[b].bsums, a[b].bsums + 16, sc->bsums.data() + i * 16);
-      std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
+      if (widen) std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
     }
   }
-  return {sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data()};
+  return {sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
 }
 
 template <class Fn>
@@ -584,12 +856,102 @@ void with_traits(DType type, Fn&& fn) {
   }
 }
 
+// ---- Activation quantizers ------------------------------------------------------
+// SIMD twins of quantize_act_q8_0 / _q8_1 / _q8_K (bit-identical: the same float
+// products, round half to even by cvtps2dq, saturation as the scalar clamps).
+
+using DFA = hn::ScalableTag<float>;
+using DIA = hn::Rebind<int32_t, DFA>;
+using D8A = hn::Rebind<int8_t, DFA>;
+
+HWY_INLINE float abs_max(const float* x, int n) {
+  const DFA df;
+  auto m = hn::Zero(df);
+  for (int j = 0; j < n; j += static_cast<int>(hn::Lanes(df)))
+    m = hn::Max(m, hn::Abs(hn::LoadU(df, x + j)));
+  return hn::GetLane(hn::MaxOfLanes(df, m));
+}
+
+// qs[j] = clamp(round_even(x[j] * scale), lo, 127) for j < n; returns the sum of the quants.
+HWY_INLINE int32_t quantize_scaled(const float* x, float scale, int lo, int8_t* qs, int n) {
+  const DFA df;
+  const DIA di;
+  const D8A d8;
+  const auto vs = hn::Set(df, scale);
+  auto sum = hn::Zero(di);
+  for (int j = 0; j < n; j += static_cast<int>(hn::Lanes(df))) {
+    auto v = hn::NearestInt(hn::Mul(hn::LoadU(df, x + j), vs));
+    v = hn::Min(hn::Max(v, hn::Set(di, lo)), hn::Set(di, 127));
+    sum = hn::Add(sum, v);
+    hn::StoreU(hn::DemoteTo(d8, v), d8, qs + j);
+  }
+  return hn::GetLane(hn::SumOfLanes(di, sum));
+}
+
+void QuantizeActTarget(DType act_type, const float* x, uint8_t* out, int64_t n) {
+  if (act_type == DType::Q8_0 || act_type == DType::Q8_1) {
+    const bool with_sum = act_type == DType::Q8_1;
+    const size_t stride = with_sum ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK, out += stride) {
+      const float amax = abs_max(x, kQK);
+      const float d = amax / 127.f;
+      const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+      int8_t* qs = reinterpret_cast<int8_t*>(out + (with_sum ? 4 : 2));
+      const int32_t sum = quantize_scaled(x, id, -128, qs, kQK);
+      const uint16_t dh = f32_to_fp16(d);
+      std::memcpy(out, &dh, sizeof(dh));
+      if (with_sum) {
+        const uint16_t sh = f32_to_fp16(d * static_cast<float>(sum));
+        std::memcpy(out + 2, &sh, sizeof(sh));
+      }
+    }
+    return;
+  }
+  // Q8_K: the scale follows the signed value of the first element of largest magnitude.
+  auto* y = reinterpret_cast<BlockQ8_K*>(out);
+  for (int64_t i = 0; i < n / kQK_K; ++i, x += kQK_K) {
+    const float amax = abs_max(x, kQK_K);
+    if (amax == 0.0f) {
+      std::memset(&y[i], 0, sizeof(BlockQ8_K));
+      continue;
+    }
+    int first = 0;
+    while (std::fabs(x[first]) != amax) ++first;
+    const float iscale = -127.f / x[first];
+    for (int g = 0; g < kQK_K / 16; ++g)
+      y[i].bsums[g] =
+          static_cast<int16_t>(quantize_scaled(x + 16 * g, iscale, INT32_MIN, y[i].qs + 16 * g, 16));
+    y[i].d = 1 / iscale;
+  }
+}
+
+// Rows per parallel task of the direct decode kernel.
+constexpr int64_t kDirectRows = 16;
+
 void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, int64_t n_tokens,
                 float* y, ThreadPool& pool) {
   with_traits(w.type, [&](auto traits) {
     using T = decltype(traits);
     thread_local ActScratch scratch;
-    const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, &scratch);
+    // Decode (a few tokens) reads each weight once per token anyway: no tile to amortise.
+    const bool direct = Direct<typename T::W>::kAvailable && n_tokens <= 2;
+    const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, !direct, &scratch);
+#if HEED_QDOT_DIRECT
+    if constexpr (Direct<typename T::W>::kAvailable) {
+      if (direct) {
+        const int64_t n_tasks = (w.n_out + kDirectRows - 1) / kDirectRows;
+        pool.parallel_for(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
+          const int64_t r_end = std::min<int64_t>(w.n_out, static_cast<int64_t>(end) * kDirectRows);
+          for (int64_t t = 0; t < n_tokens; ++t) {
+            int64_t r = static_cast<int64_t>(begin) * kDirectRows;
+            for (; r + 4 <= r_end; r += 4) dot_rows_direct<T, 4>(w, r, act, t, y);
+            for (; r < r_end; ++r) dot_rows_direct<T, 1>(w, r, act, t, y);
+          }
+        });
+        return;
+      }
+    }
+#endif
     const int64_t row_bytes_i16 = w.n_in * static_cast<int64_t>(sizeof(int16_t));
     const int64_t tile_rows =
         n_tokens == 1 ? 4 : std::clamp<int64_t>(kTileBytes / row_bytes_i16 / 4 * 4, 4, 64);
@@ -610,6 +972,7 @@ HWY_AFTER_NAMESPACE();
 namespace heed {
 
 HWY_EXPORT(QdotTarget);
+HWY_EXPORT(QuantizeActTarget);
 
 DType vec_dot_type(DType weight) {
   switch (weight) {
@@ -722,13 +1085,11 @@ size_t act_row_bytes(DType weight, int64_t n) {
 }
 
 void quantize_act_row(DType weight, const float* x, void* out, int64_t n) {
-  switch (vec_dot_type(weight)) {
+  switch (const DType at = vec_dot_type(weight)) {
     case DType::Q8_0:
-      return quantize_act_q8_0(x, static_cast<BlockQ8_0*>(out), n);
     case DType::Q8_1:
-      return quantize_act_q8_1(x, static_cast<BlockQ8_1*>(out), n);
     case DType::Q8_K:
-      return quantize_act_q8_K(x, static_cast<BlockQ8_K*>(out), n);
+      return HWY_DYNAMIC_DISPATCH(QuantizeActTarget)(at, x, static_cast<uint8_t*>(out), n);
     case DType::F16:
       return quantize_row_f16(x, out, n);
     case DType::BF16:
