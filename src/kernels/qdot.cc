@@ -575,108 +575,178 @@ HWY_INLINE __m256i bit_field(__m256i x, int shift, int mask, int to) {
   return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(x, shift), bytes(mask)), to);
 }
 
-// Direct<W>::lanes(block, params, a): the 8 ggml lanes of one block times the
-// activations a (int8, the block's elements in order).
-template <class W>
+// Direct<T>::step(s, block, a, bs, ad, as): one block of ggml's dot into s, for
+// activations a (the block's int8 quants), bs (Q8_K bsums), ad (activation scale)
+// and as (Q8_1 sum field). Types without a specialisation use the tile path.
+template <class T>
 struct Direct {
   static constexpr bool kAvailable = false;
 };
+
+// The 32-element types: one set of 8 lanes and one scale product per block.
+template <class T, class LanesFn>
+HWY_INLINE void step32(RowAcc& s, const typename T::W& b, float ad, float as, LanesFn&& lanes) {
+  typename T::Params p;
+  T::params(b, &p);
+  VI G[1];
+  G[0].raw = lanes();
+  acc_block<T>(s, G, p, ad, as);
+}
+
 template <>
-struct Direct<BlockQ8_0> {
+struct Direct<TQ8_0> {
   static constexpr bool kAvailable = true;
-  template <class P>
-  static __m256i lanes(const BlockQ8_0& b, const P&, const int8_t* a) {
-    return dot_s8(load32(b.qs), load32(a), ones16());
+  static void step(RowAcc& s, const BlockQ8_0& b, const int8_t* a, const int16_t*, float ad,
+                   float as) {
+    step32<TQ8_0>(s, b, ad, as, [&] { return dot_s8(load32(b.qs), load32(a), ones16()); });
   }
 };
 template <>
-struct Direct<BlockQ4_0> {
+struct Direct<TQ4_0> {
   static constexpr bool kAvailable = true;
-  template <class P>
-  static __m256i lanes(const BlockQ4_0& b, const P&, const int8_t* a) {
-    return dot_s8(_mm256_sub_epi8(nibbles32(b.qs), bytes(8)), load32(a), ones16());
+  static void step(RowAcc& s, const BlockQ4_0& b, const int8_t* a, const int16_t*, float ad,
+                   float as) {
+    step32<TQ4_0>(s, b, ad, as, [&] {
+      return dot_s8(_mm256_sub_epi8(nibbles32(b.qs), bytes(8)), load32(a), ones16());
+    });
   }
 };
 template <>
-struct Direct<BlockIQ4_NL> {
+struct Direct<TIQ4_NL> {
   static constexpr bool kAvailable = true;
-  template <class P>
-  static __m256i lanes(const BlockIQ4_NL& b, const P&, const int8_t* a) {
-    const __m256i table =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
-    return dot_s8(_mm256_shuffle_epi8(table, nibbles32(b.qs)), load32(a), ones16());
+  static void step(RowAcc& s, const BlockIQ4_NL& b, const int8_t* a, const int16_t*, float ad,
+                   float as) {
+    step32<TIQ4_NL>(s, b, ad, as, [&] {
+      const __m256i table = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+      return dot_s8(_mm256_shuffle_epi8(table, nibbles32(b.qs)), load32(a), ones16());
+    });
   }
 };
 template <>
-struct Direct<BlockQ5_0> {
+struct Direct<TQ5_0> {
   static constexpr bool kAvailable = true;
-  template <class P>
-  static __m256i lanes(const BlockQ5_0& b, const P&, const int8_t* a) {
-    // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
-    const __m256i w =
-        _mm256_or_si256(nibbles32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
-    return dot_s8(w, load32(a), ones16());
+  static void step(RowAcc& s, const BlockQ5_0& b, const int8_t* a, const int16_t*, float ad,
+                   float as) {
+    step32<TQ5_0>(s, b, ad, as, [&] {
+      // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
+      const __m256i w = _mm256_or_si256(nibbles32(b.qs),
+                                        _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
+      return dot_s8(w, load32(a), ones16());
+    });
   }
 };
 template <>
-struct Direct<BlockQ4_1> {
+struct Direct<TQ4_1> {
   static constexpr bool kAvailable = true;
-  template <class P>
-  static __m256i lanes(const BlockQ4_1& b, const P&, const int8_t* a) {
-    return dot_u8(nibbles32(b.qs), load32(a), ones16());
+  static void step(RowAcc& s, const BlockQ4_1& b, const int8_t* a, const int16_t*, float ad,
+                   float as) {
+    step32<TQ4_1>(s, b, ad, as, [&] { return dot_u8(nibbles32(b.qs), load32(a), ones16()); });
   }
 };
 template <>
-struct Direct<BlockQ5_1> {
+struct Direct<TQ5_1> {
   static constexpr bool kAvailable = true;
-  template <class P>
-  static __m256i lanes(const BlockQ5_1& b, const P&, const int8_t* a) {
-    const __m256i w =
-        _mm256_or_si256(nibbles32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), bytes(0x10)));
-    return dot_u8(w, load32(a), ones16());
+  static void step(RowAcc& s, const BlockQ5_1& b, const int8_t* a, const int16_t*, float ad,
+                   float as) {
+    step32<TQ5_1>(s, b, ad, as, [&] {
+      const __m256i w =
+          _mm256_or_si256(nibbles32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), bytes(0x10)));
+      return dot_u8(w, load32(a), ones16());
+    });
   }
 };
-// Q4_K / Q5_K: groups 2s and 2s + 1 are the low and high nibbles of qs[32s..32s+31].
-template <bool kFifthBit, class Block>
-HWY_INLINE __m256i k4_lanes(const Block& b, const uint8_t* qh, const KMinParams& p,
-                            const int8_t* a) {
+
+// Int16 lane `lane` of x (8 lanes) repeated over a 256-bit vector, as a byte-shuffle mask
+// applied to x broadcast to both halves.
+HWY_INLINE __m256i repeat16_mask(int lo_lane, int hi_lane) {
+  const __m128i lo = _mm_set1_epi16(static_cast<int16_t>((2 * lo_lane) | ((2 * lo_lane + 1) << 8)));
+  const __m128i hi = _mm_set1_epi16(static_cast<int16_t>((2 * hi_lane) | ((2 * hi_lane + 1) << 8)));
+  return _mm256_set_m128i(hi, lo);
+}
+
+// Q4_K / Q5_K: the 12 packed bytes give 8 six-bit scales and 8 six-bit mins
+// (get_scale_min_k4 for all j at once, on 32-bit words).
+HWY_INLINE void k4_scales_mins(const uint8_t* packed, uint64_t* scales8, uint64_t* mins8) {
+  uint32_t w[3];
+  std::memcpy(w, packed, sizeof(w));
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kTop2 = 0x03030303;
+  const uint32_t sc_lo = w[0] & kLow6, m_lo = w[1] & kLow6;
+  const uint32_t sc_hi = (w[2] & kLow4) | (((w[0] >> 6) & kTop2) << 4);
+  const uint32_t m_hi = ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kTop2) << 4);
+  *scales8 = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
+  *mins8 = m_lo | (static_cast<uint64_t>(m_hi) << 32);
+}
+
+// Groups 2s and 2s + 1 are the low and high nibbles of qs[32s..32s+31] (Q5_K:
+// fifth bits 2s and 2s + 1 of qh[0..31]). Min terms as ggml's AVX2 kernels: the
+// mins times the bsums summed per 32 elements, 4 int32 lanes.
+template <class T, bool kFifthBit, class Block>
+HWY_INLINE void k4_step(RowAcc& s, const Block& b, const uint8_t* qh, const int8_t* a,
+                        const int16_t* bs, float ad) {
+  uint64_t scales8, mins8;
+  k4_scales_mins(b.scales, &scales8, &mins8);
+  const float d = half(b.d) * ad;
+  const float dmin = -(half(b.dmin) * ad);
+  // Min terms (before the block's dot, as ggml).
+  const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
+  const __m128i prod = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins8))), bsums);
+  if constexpr (T::kBias == Bias::Q4K) {
+    const __m128 m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), _mm_loadu_ps(s.acc_m));
+    _mm_storeu_ps(s.acc_m, m);
+  } else {
+    HWY_ALIGN int32_t lanes[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), prod);
+    s.summs = std::fma(dmin, static_cast<float>((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])), s.summs);
+  }
+  const __m256i sc16 =
+      _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(scales8))));
   __m256i sum = _mm256_setzero_si256();
   const __m256i high = kFifthBit ? load32(qh) : _mm256_setzero_si256();
-  for (int s = 0; s < 4; ++s) {
-    const __m256i x = load32(b.qs + 32 * s);
+  for (int g = 0; g < 4; ++g) {
+    const __m256i x = load32(b.qs + 32 * g);
     __m256i lo = _mm256_and_si256(x, bytes(0x0F));
     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), bytes(0x0F));
     if constexpr (kFifthBit) {
-      lo = _mm256_or_si256(lo, bit_field(high, 2 * s, 1, 4));
-      hi = _mm256_or_si256(hi, bit_field(high, 2 * s + 1, 1, 4));
+      lo = _mm256_or_si256(lo, bit_field(high, 2 * g, 1, 4));
+      hi = _mm256_or_si256(hi, bit_field(high, 2 * g + 1, 1, 4));
     }
-    sum = _mm256_add_epi32(sum, dot_u8(lo, load32(a + 64 * s), _mm256_set1_epi16(p.scales[2 * s])));
-    sum = _mm256_add_epi32(
-        sum, dot_u8(hi, load32(a + 64 * s + 32), _mm256_set1_epi16(p.scales[2 * s + 1])));
+    const __m256i s_lo = _mm256_shuffle_epi8(sc16, repeat16_mask(2 * g, 2 * g));
+    const __m256i s_hi = _mm256_shuffle_epi8(sc16, repeat16_mask(2 * g + 1, 2 * g + 1));
+    sum = _mm256_add_epi32(sum, dot_u8(lo, load32(a + 64 * g), s_lo));
+    sum = _mm256_add_epi32(sum, dot_u8(hi, load32(a + 64 * g + 32), s_hi));
   }
-  return sum;
+  const __m256 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d), s.acc[0].raw);
+  s.acc[0].raw = acc;
 }
 template <>
-struct Direct<BlockQ4_K> {
+struct Direct<TQ4_K> {
   static constexpr bool kAvailable = true;
-  static __m256i lanes(const BlockQ4_K& b, const KMinParams& p, const int8_t* a) {
-    return k4_lanes<false>(b, nullptr, p, a);
+  static void step(RowAcc& s, const BlockQ4_K& b, const int8_t* a, const int16_t* bs, float ad,
+                   float) {
+    k4_step<TQ4_K, false>(s, b, nullptr, a, bs, ad);
   }
 };
 template <>
-struct Direct<BlockQ5_K> {
+struct Direct<TQ5_K> {
   static constexpr bool kAvailable = true;
-  static __m256i lanes(const BlockQ5_K& b, const KMinParams& p, const int8_t* a) {
-    return k4_lanes<true>(b, b.qh, p, a);
+  static void step(RowAcc& s, const BlockQ5_K& b, const int8_t* a, const int16_t* bs, float ad,
+                   float) {
+    k4_step<TQ5_K, true>(s, b, b.qh, a, bs, ad);
   }
 };
 // Q6_K: group c = 4h + k takes nibble k / 2 of ql[64h + 32(k % 2) ..] and bits 2k
-// of qh[32h ..]; values - 32; scales per 16 elements.
+// of qh[32h ..]; values q - 32 as (q x a) - (32 x a); int8 scales per 16 elements.
 template <>
-struct Direct<BlockQ6_K> {
+struct Direct<TQ6_K> {
   static constexpr bool kAvailable = true;
-  template <class P>
-  static __m256i lanes(const BlockQ6_K& b, const P&, const int8_t* a) {
+  static void step(RowAcc& s, const BlockQ6_K& b, const int8_t* a, const int16_t*, float ad,
+                   float) {
+    const float d = half(b.d) * ad;
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    const __m256i sc_half[2] = {_mm256_permute2x128_si256(sc16, sc16, 0x00),
+                                _mm256_permute2x128_si256(sc16, sc16, 0x11)};
     __m256i sum = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i qh = load32(b.qh + 32 * h);
@@ -684,15 +754,21 @@ struct Direct<BlockQ6_K> {
       for (int k = 0; k < 4; ++k) {
         const __m256i ql = k % 2 ? ql1 : ql0;
         const __m256i nib = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), bytes(0x0F));
-        const __m256i q =
-            _mm256_sub_epi8(_mm256_or_si256(nib, bit_field(qh, 2 * k, 3, 4)), bytes(32));
+        __m256i top;  // bits 2k, 2k + 1 of qh moved to bits 4, 5
+        if (k == 0) top = _mm256_slli_epi16(_mm256_and_si256(qh, bytes(0x03)), 4);
+        if (k == 1) top = _mm256_slli_epi16(_mm256_and_si256(qh, bytes(0x0C)), 2);
+        if (k == 2) top = _mm256_and_si256(qh, bytes(0x30));
+        if (k == 3) top = _mm256_srli_epi16(_mm256_and_si256(qh, bytes(0xC0)), 2);
         const int c = 4 * h + k;
-        const __m256i scale16 = _mm256_set_m128i(_mm_set1_epi16(b.scales[2 * c + 1]),
-                                                 _mm_set1_epi16(b.scales[2 * c]));
-        sum = _mm256_add_epi32(sum, dot_s8(q, load32(a + 32 * c), scale16));
+        const __m256i av = load32(a + 32 * c);
+        const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(_mm256_or_si256(nib, top), av),
+                                             _mm256_maddubs_epi16(bytes(32), av));
+        const __m256i scale16 =
+            _mm256_shuffle_epi8(sc_half[h], repeat16_mask((2 * c) % 8, (2 * c + 1) % 8));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, scale16));
       }
     }
-    return sum;
+    s.acc[0].raw = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d), s.acc[0].raw);
   }
 };
 
@@ -714,27 +790,22 @@ HWY_INLINE void dot_rows_direct(const WeightView& w, int64_t r0, const Activatio
   // next row group's bytes while this one is computed.
   const size_t ahead = NR * w.row_stride_bytes;
   for (int64_t b = 0; b < n_blocks; ++b) {
-    for (int r = 0; r < NR; ++r)
-      hwy::Prefetch(reinterpret_cast<const uint8_t*>(&rows[r][b]) + ahead);
-    typename T::Params p[NR];
-    for (int r = 0; r < NR; ++r) T::params(rows[r][b], &p[r]);
-    if constexpr (kKMins<T>) {
-      for (int r = 0; r < NR; ++r)
-        acc_mins<T>(s[r], p[r], act.bsums + (t * n_blocks + b) * 16, ad[b]);
-    }
-    const float as = T::kBias == Bias::MinTimesSum ? act.s[t * n_blocks + b] : 0.0f;
     for (int r = 0; r < NR; ++r) {
-      VI G[1];
-      G[0].raw = Direct<typename T::W>::lanes(rows[r][b], p[r], a_blocks[b].qs);
-      acc_block<T>(s[r], G, p[r], ad[b], as);
+      const uint8_t* next = reinterpret_cast<const uint8_t*>(&rows[r][b]) + ahead;
+      hwy::Prefetch(next);
+      if constexpr (sizeof(typename T::W) > 64) hwy::Prefetch(next + 64);
+      if constexpr (sizeof(typename T::W) > 128) hwy::Prefetch(next + 128);
     }
+    const int16_t* bs = kKMins<T> ? act.bsums + (t * n_blocks + b) * 16 : nullptr;
+    const float as = T::kBias == Bias::MinTimesSum ? act.s[t * n_blocks + b] : 0.0f;
+    for (int r = 0; r < NR; ++r) Direct<T>::step(s[r], rows[r][b], a_blocks[b].qs, bs, ad[b], as);
   }
   for (int r = 0; r < NR; ++r) y[t * w.n_out + r0 + r] = acc_finish<T>(s[r]);
 }
 #else
 #undef HEED_QDOT_DIRECT
 #define HEED_QDOT_DIRECT 0
-template <class W>
+template <class T>
 struct Direct {
   static constexpr bool kAvailable = false;
 };
@@ -934,10 +1005,10 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     using T = decltype(traits);
     thread_local ActScratch scratch;
     // Decode (a few tokens) reads each weight once per token anyway: no tile to amortise.
-    const bool direct = Direct<typename T::W>::kAvailable && n_tokens <= 2;
+    const bool direct = Direct<T>::kAvailable && n_tokens <= 2;
     const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, !direct, &scratch);
 #if HEED_QDOT_DIRECT
-    if constexpr (Direct<typename T::W>::kAvailable) {
+    if constexpr (Direct<T>::kAvailable) {
       if (direct) {
         const int64_t n_tasks = (w.n_out + kDirectRows - 1) / kDirectRows;
         pool.parallel_for(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
