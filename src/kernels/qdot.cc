@@ -68,8 +68,9 @@ struct ScaleMinParams {
 };
 struct KMinParams {
   float d, dmin;
-  int16_t mins[16];  // min scale per 16 elements
-  uint8_t scales[8];  // Q4_K / Q5_K: scale per 32 elements
+  int16_t mins[16];       // min scale per 16 elements
+  uint8_t scales[8];       // Q4_K / Q5_K: scale per 32 elements
+  int16_t group_mins[8];  // Q4_K / Q5_K: min per 32 elements
 };
 
 // The block's float term besides d_w * d_a * sum(q * a), added the way ggml's
@@ -254,6 +255,8 @@ void k4_params(const Block& b, KMinParams* p) {
     get_scale_min_k4(2 * s + 1, b.scales, &p->scales[2 * s + 1], &m_hi);
     p->mins[4 * s] = p->mins[4 * s + 1] = m_lo;
     p->mins[4 * s + 2] = p->mins[4 * s + 3] = m_hi;
+    p->group_mins[2 * s] = m_lo;
+    p->group_mins[2 * s + 1] = m_hi;
   }
 }
 
@@ -369,6 +372,27 @@ constexpr size_t kN16 = hn::MaxLanes(D16());
 constexpr size_t kN32 = hn::MaxLanes(D32());
 constexpr int kGroupVecs = static_cast<int>(32 / kN16);  // int32 accumulators per group
 constexpr int kLaneVecs = static_cast<int>(8 / kN32);    // vectors holding the 8 ggml lanes
+// With 16 int16 lanes (AVX2, AVX-512 capped), the tile path stores each 32-group
+// of weights and activations pair-interleaved: the first vector holds elements
+// (4k, 4k+1), the second (4k+2, 4k+3), k = 0..7. Both products then land in
+// int32 lane k, which is ggml's lane k: one accumulator per (row, token) and no
+// fold, so the register tile grows.
+constexpr bool kPairInterleave = kN16 == 16;
+
+// Position p of an interleaved 32-group holds element kInterleaved[p].
+HWY_INLINE int interleaved_element(int p) {
+  const int q = p % 16;
+  return 4 * (q / 2) + (p >= 16 ? 2 : 0) + q % 2;
+}
+
+// Reorders every 32-group of n int16 values in place (n a multiple of 32).
+HWY_INLINE void interleave_pairs(int16_t* HWY_RESTRICT v, int64_t n) {
+  int16_t tmp[32];
+  for (int64_t j = 0; j < n; j += 32) {
+    for (int p = 0; p < 32; ++p) tmp[p] = v[j + interleaved_element(p)];
+    std::memcpy(v + j, tmp, sizeof(tmp));
+  }
+}
 
 // Folds a block's pair-lane sums P (kGroupVecs vectors) to the 8 ggml lanes.
 HWY_INLINE void fold_lanes(const VI* P, VI* G) {
@@ -419,9 +443,36 @@ HWY_INLINE void acc_init(RowAcc& s) {
   for (float& m : s.acc_m) m = 0.0f;
 }
 
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// Q4_K / Q5_K min terms as ggml's AVX2 kernels take them: the 8 group mins times the
+// bsums summed per 32 elements, in 4 int32 lanes (lane k: groups 2k, 2k + 1).
+template <class T>
+HWY_INLINE void k4_add_mins(RowAcc& s, __m128i group_mins, const int16_t* bs, float dmin) {
+  const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
+  const __m128i prod = _mm_madd_epi16(group_mins, bsums);
+  if constexpr (T::kBias == Bias::Q4K) {
+    _mm_storeu_ps(s.acc_m,
+                  _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), _mm_loadu_ps(s.acc_m)));
+  } else {
+    HWY_ALIGN int32_t lanes[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), prod);
+    s.summs = std::fma(dmin, static_cast<float>((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])),
+                       s.summs);
+  }
+}
+#endif
+
 // K-quant min terms of block b, taken before the block's dot as ggml does.
 template <class T>
 HWY_INLINE void acc_mins(RowAcc& s, const typename T::Params& p, const int16_t* bs, float ad) {
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if constexpr (T::kBias == Bias::Q4K || T::kBias == Bias::Q5K) {
+    k4_add_mins<T>(s, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.group_mins)), bs,
+                   -(p.dmin * ad));
+    return;
+  }
+#endif
   if constexpr (kKMins<T>) {
     const D32 d32;
     const DF df;
@@ -495,10 +546,11 @@ HWY_INLINE void dot_tile(const Tile<T>& tile, int64_t i0, const Activations& act
         for (int t = 0; t < NT; ++t)
           acc_mins<T>(s[r][t], p[r][b], act.bsums + ((t0 + t) * n_blocks + b) * 16, ad[t][b]);
     }
-    VI P[NR][NT][kGroupVecs];
+    constexpr int kAccs = kPairInterleave ? 1 : kGroupVecs;
+    VI P[NR][NT][kAccs];
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t)
-        for (int g = 0; g < kGroupVecs; ++g) P[r][t][g] = hn::Zero(d32);
+        for (int g = 0; g < kAccs; ++g) P[r][t][g] = hn::Zero(d32);
     const int64_t base = b * T::kElems;
     for (int64_t j0 = 0; j0 < T::kElems; j0 += 32) {
       for (int g = 0; g < kGroupVecs; ++g) {
@@ -509,7 +561,8 @@ HWY_INLINE void dot_tile(const Tile<T>& tile, int64_t i0, const Activations& act
           const auto x = hn::LoadU(d16, a[t] + j);
           for (int r = 0; r < NR; ++r) {
             VI unused = hn::Zero(d32);
-            P[r][t][g] = hn::ReorderWidenMulAccumulate(d32, wv[r], x, P[r][t][g], unused);
+            const int acc = kPairInterleave ? 0 : g;
+            P[r][t][acc] = hn::ReorderWidenMulAccumulate(d32, wv[r], x, P[r][t][acc], unused);
           }
         }
       }
@@ -517,7 +570,11 @@ HWY_INLINE void dot_tile(const Tile<T>& tile, int64_t i0, const Activations& act
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t) {
         VI G[kLaneVecs];
-        fold_lanes(P[r][t], G);
+        if constexpr (kPairInterleave) {
+          G[0] = P[r][t][0];
+        } else {
+          fold_lanes(P[r][t], G);
+        }
         const float as = T::kBias == Bias::MinTimesSum ? act.s[(t0 + t) * n_blocks + b] : 0.0f;
         acc_block<T>(s[r][t], G, p[r][b], ad[t][b], as);
       }
@@ -688,18 +745,7 @@ HWY_INLINE void k4_step(RowAcc& s, const Block& b, const uint8_t* qh, const int8
   k4_scales_mins(b.scales, &scales8, &mins8);
   const float d = half(b.d) * ad;
   const float dmin = -(half(b.dmin) * ad);
-  // Min terms (before the block's dot, as ggml).
-  const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
-                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
-  const __m128i prod = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins8))), bsums);
-  if constexpr (T::kBias == Bias::Q4K) {
-    const __m128 m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), _mm_loadu_ps(s.acc_m));
-    _mm_storeu_ps(s.acc_m, m);
-  } else {
-    HWY_ALIGN int32_t lanes[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), prod);
-    s.summs = std::fma(dmin, static_cast<float>((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])), s.summs);
-  }
+  k4_add_mins<T>(s, _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins8))), bs, dmin);
   const __m256i sc16 =
       _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(scales8))));
   __m256i sum = _mm256_setzero_si256();
@@ -860,6 +906,7 @@ void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, f
           w.data + static_cast<size_t>(r0 + i) * w.row_stride_bytes);
       for (int64_t b = 0; b < n_blocks; ++b)
         T::unpack(blocks[b], q.data() + i * w.n_in + b * T::kElems, &params[i * n_blocks + b]);
+      if constexpr (kPairInterleave) interleave_pairs(q.data() + i * w.n_in, w.n_in);
     }
     sweep<T>(Tile<T>{q.data(), params.data()}, nr, act, n_tokens, w.n_in, y, w.n_out, r0);
   }
@@ -893,6 +940,7 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
       if constexpr (kKMins<T>) std::copy(a[b].bsums, a[b].bsums + 16, sc->bsums.data() + i * 16);
       if (widen) std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
     }
+    if (widen && kPairInterleave) interleave_pairs(sc->q.data() + t * n_in, n_in);
   }
   return {sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
 }
