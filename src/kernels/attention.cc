@@ -52,9 +52,14 @@ void AttentionTarget(const AttentionShape& shape, const float* q, int64_t n_quer
   const int64_t kv_stride = static_cast<int64_t>(shape.n_head_kv) * D;
   const int n_ch = trace ? trace->n_channels : 0;
 
-  pool.parallel_for(static_cast<size_t>(n_query * H), 1, [&](size_t begin, size_t end, int ti) {
+  // Causal rows cost in proportion to their position: threads take tasks in
+  // turn (not contiguous halves) so that each gets early and late rows alike.
+  const size_t n_tasks = static_cast<size_t>(n_query * H);
+  const size_t n_workers = std::min<size_t>(static_cast<size_t>(pool.size()), n_tasks);
+  pool.run([&](int ti) {
+    if (static_cast<size_t>(ti) >= n_workers) return;
     float* scores = scratch.scores + static_cast<int64_t>(ti) * scratch.max_kv;
-    for (size_t task = begin; task < end; ++task) {
+    for (size_t task = static_cast<size_t>(ti); task < n_tasks; task += n_workers) {
       const int64_t qi = static_cast<int64_t>(task) / H;
       const int h = static_cast<int>(task % H);
       const int hk = h / group;
