@@ -121,7 +121,8 @@ TEST(Attention, MatchesReferenceAcrossShapes) {
   };
   for (const Cfg& c :
        {Cfg{8, 2, 32, 40, 40, 0, 0}, Cfg{8, 2, 32, 40, 1, 0, 0}, Cfg{4, 4, 16, 70, 13, 50, 0},
-        Cfg{8, 1, 8, 90, 30, 0, 16}, Cfg{6, 3, 24, 33, 7, 20, 5}}) {
+        Cfg{8, 1, 8, 90, 30, 0, 16}, Cfg{6, 3, 24, 33, 7, 20, 5}, Cfg{4, 2, 64, 50, 20, 0, 0},
+        Cfg{2, 1, 136, 30, 5, 0, 0}}) {
     for (bool bias : {false, true})
       for (int threads : {1, 2}) {
         const Problem p = make(c.h, c.hkv, c.d, c.n_kv, c.n_q, c.cap, c.win, 7u + c.d);
@@ -139,11 +140,14 @@ TEST(Attention, EveryHighwayTarget) {
   ASSERT_FALSE(targets.empty());
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
-    const Problem p = make(8, 2, 40, 37, 9, 30.0f, 12, 99);  // head_dim 40: vector tail too
-    const Output k = run_kernel(p, true, true, 2);
-    const Output r = run_reference(p, true);
-    EXPECT_LT(max_diff(k.out, r.out), 2e-5) << hwy::TargetName(target);
-    EXPECT_LT(max_diff(k.trace, r.trace), 2e-6) << hwy::TargetName(target);
+    // head_dim 40: vector tail; 136: register-resident column blocks plus a tail.
+    for (int d : {40, 136}) {
+      const Problem p = make(8, 2, d, 37, 9, 30.0f, 12, 99);
+      const Output k = run_kernel(p, true, true, 2);
+      const Output r = run_reference(p, true);
+      EXPECT_LT(max_diff(k.out, r.out), 2e-5) << hwy::TargetName(target) << " d " << d;
+      EXPECT_LT(max_diff(k.trace, r.trace), 2e-6) << hwy::TargetName(target) << " d " << d;
+    }
   }
   hwy::SetSupportedTargetsForTest(0);
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -86,6 +87,38 @@ TEST(QuantizeAct, Q8_KUsesSignedMaxAndHalfEven) {
   quantize_act_q8_K(x.data(), &b, kQK_K);
   EXPECT_EQ(b.d, 0.0f);
   for (int j = 0; j < kQK_K; ++j) ASSERT_EQ(b.qs[j], 0);
+}
+
+// quantize_act_row runs SIMD quantizers; on every target they give the scalar
+// reference's bytes (scales, quants, sums, bsums), ties and zero blocks included.
+TEST(QuantizeAct, SimdRowsMatchScalarOnEveryTarget) {
+  constexpr int64_t n = 4 * kQK_K;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  std::vector<float> x(n);
+  for (float& v : x) v = nd(rng);
+  for (int j = 0; j < 40; ++j) x[j] = 0.0f;                        // a zero Q8_0 block
+  for (int j = 256; j < 512; ++j) x[j] = 0.0f;                     // a zero Q8_K block
+  x[600] = 127.0f, x[601] = 2.5f, x[602] = -3.5f, x[603] = 0.5f;  // half-way ties
+  x[700] = -9.0f, x[701] = 9.0f;                                   // equal magnitudes
+  std::vector<BlockQ8_0> q0(n / kQK);
+  std::vector<BlockQ8_1> q1(n / kQK);
+  std::vector<BlockQ8_K> qk(n / kQK_K);
+  quantize_act_q8_0(x.data(), q0.data(), n);
+  quantize_act_q8_1(x.data(), q1.data(), n);
+  quantize_act_q8_K(x.data(), qk.data(), n);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    const std::string what = hwy::TargetName(target);
+    std::vector<uint8_t> out(act_row_bytes(DType::Q4_K, n));
+    quantize_act_row(DType::Q8_0, x.data(), out.data(), n);
+    ASSERT_EQ(std::memcmp(out.data(), q0.data(), q0.size() * sizeof(BlockQ8_0)), 0) << what;
+    quantize_act_row(DType::Q4_1, x.data(), out.data(), n);
+    ASSERT_EQ(std::memcmp(out.data(), q1.data(), q1.size() * sizeof(BlockQ8_1)), 0) << what;
+    quantize_act_row(DType::Q6_K, x.data(), out.data(), n);
+    ASSERT_EQ(std::memcmp(out.data(), qk.data(), qk.size() * sizeof(BlockQ8_K)), 0) << what;
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(QuantizeAct, VecDotTypesAreGgmls) {

@@ -141,6 +141,9 @@ struct LlamaCppCase {
   std::string model;
   double tol;              // max |diff| over the 17 stored positions
   double tol_pos0 = 1e-6;  // max |diff| at position 0
+  // Float-weight dots sum in lanes as wide as the vectors, so position 0 is
+  // bit-exact only where heed runs the same width as the golden's llama.cpp.
+  bool float_lanes = false;
 };
 
 double mean_diff(const std::vector<float>& ours, const std::vector<float>& golden,
@@ -181,7 +184,15 @@ TEST_P(GoldenLogitsLlamaCpp, MatchesLlamaCppGolden) {
       "(tol %.2g), mean %.2g; Exact mode: max %.3g, mean %.2g\n",
       stem.c_str(), d_pos0, d, lc.tol, mean_diff(ours, golden, positions, n_vocab), d_exact,
       mean_diff(exact, golden, positions, n_vocab));
-  EXPECT_LE(d_pos0, lc.tol_pos0);
+  const bool golden_avx512 =
+      meta["llama_cpp"]["system_info"].get<std::string>().find("AVX512 = 1") != std::string::npos;
+  const bool same_width = golden_avx512 == (std::string(matmul_target_name()).rfind("AVX3", 0) == 0);
+  if (!lc.float_lanes || same_width) {
+    EXPECT_LE(d_pos0, lc.tol_pos0);
+  } else {
+    std::printf("[ oracle ] position 0 not pinned: golden from a %s build, heed on %s\n",
+                golden_avx512 ? "AVX-512" : "non-AVX-512", matmul_target_name());
+  }
   EXPECT_LE(d, lc.tol);
   EXPECT_LT(d, 0.75 * d_exact);
 }
@@ -195,7 +206,8 @@ std::string llama_cpp_case_name(const ::testing::TestParamInfo<LlamaCppCase>& in
 
 INSTANTIATE_TEST_SUITE_P(
     Zoo, GoldenLogitsLlamaCpp,
-    ::testing::Values(LlamaCppCase{"llama-f16", 5e-3}, LlamaCppCase{"llama-bf16", 4e-2},
+    ::testing::Values(LlamaCppCase{"llama-f16", 5e-3, 1e-6, true},
+                      LlamaCppCase{"llama-bf16", 4e-2, 1e-6, true},
                       LlamaCppCase{"llama-q8_0", 0.1}, LlamaCppCase{"llama-q4_0", 0.15},
                       LlamaCppCase{"llama-q4_1", 0.15}, LlamaCppCase{"llama-q5_0", 0.15},
                       LlamaCppCase{"llama-q5_1", 0.15}, LlamaCppCase{"llama-q2_k", 0.15},
