@@ -46,8 +46,10 @@ HWY_INLINE void Dot8Keys(const float* HWY_RESTRICT q, const float* HWY_RESTRICT 
     for (int key = 0; key < 8; ++key)
       acc[key] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + key * stride + i), acc[key]);
   }
-  const __m256 h0123 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-  const __m256 h4567 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+  const __m256 h0123 =
+      _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+  const __m256 h4567 =
+      _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
   _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
                                       _mm256_permute2f128_ps(h0123, h4567, 0x31)));
 }

@@ -54,8 +54,11 @@ void Shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n_in", "n_out", "tokens", "threads", "llama"});
   for (int64_t llama : {0, 1})
     for (int64_t threads : {1, 2})
-      for (auto [n_in, n_out] :
-           {std::pair<int64_t, int64_t>{1536, 576}, {576, 1536}, {5632, 2048}, {2048, 5632}, {576, 49152}})
+      for (auto [n_in, n_out] : {std::pair<int64_t, int64_t>{1536, 576},
+                                 {576, 1536},
+                                 {5632, 2048},
+                                 {2048, 5632},
+                                 {576, 49152}})
         for (int64_t tokens : {1, 64}) b->Args({n_in, n_out, tokens, threads, llama});
   b->UseRealTime();
 }

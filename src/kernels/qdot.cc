@@ -21,8 +21,8 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/qdot.cc"
-#include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/cache_control.h"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -69,7 +69,7 @@ struct ScaleMinParams {
 struct KMinParams {
   float d, dmin;
   int16_t mins[16];       // min scale per 16 elements
-  uint8_t scales[8];       // Q4_K / Q5_K: scale per 32 elements
+  uint8_t scales[8];      // Q4_K / Q5_K: scale per 32 elements
   int16_t group_mins[8];  // Q4_K / Q5_K: min per 32 elements
 };
 
@@ -457,8 +457,8 @@ HWY_INLINE void k4_add_mins(RowAcc& s, __m128i group_mins, const int16_t* bs, fl
   } else {
     HWY_ALIGN int32_t lanes[4];
     _mm_store_si128(reinterpret_cast<__m128i*>(lanes), prod);
-    s.summs = std::fma(dmin, static_cast<float>((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])),
-                       s.summs);
+    s.summs =
+        std::fma(dmin, static_cast<float>((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])), s.summs);
   }
 }
 #endif
@@ -497,11 +497,11 @@ HWY_INLINE void acc_mins(RowAcc& s, const typename T::Params& p, const int16_t* 
 // The block's 8 integer lanes G times the scale product, and the Q4_1/Q5_1 min term
 // (as: the activation block's sum field).
 template <class T>
-HWY_INLINE void acc_block(RowAcc& s, const VI* G, const typename T::Params& p, float ad,
-                          float as) {
+HWY_INLINE void acc_block(RowAcc& s, const VI* G, const typename T::Params& p, float ad, float as) {
   const DF df;
   const auto scale = hn::Set(df, p.d * ad);
-  for (int i = 0; i < kLaneVecs; ++i) s.acc[i] = hn::MulAdd(hn::ConvertTo(df, G[i]), scale, s.acc[i]);
+  for (int i = 0; i < kLaneVecs; ++i)
+    s.acc[i] = hn::MulAdd(hn::ConvertTo(df, G[i]), scale, s.acc[i]);
   if constexpr (T::kBias == Bias::MinTimesSum) s.summs = std::fma(p.m, as, s.summs);
 }
 
@@ -687,8 +687,8 @@ struct Direct<TQ5_0> {
                    float as) {
     step32<TQ5_0>(s, b, ad, as, [&] {
       // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
-      const __m256i w = _mm256_or_si256(nibbles32(b.qs),
-                                        _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
+      const __m256i w =
+          _mm256_or_si256(nibbles32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
       return dot_s8(w, load32(a), ones16());
     });
   }
@@ -746,8 +746,8 @@ HWY_INLINE void k4_step(RowAcc& s, const Block& b, const uint8_t* qh, const int8
   const float d = half(b.d) * ad;
   const float dmin = -(half(b.dmin) * ad);
   k4_add_mins<T>(s, _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins8))), bs, dmin);
-  const __m256i sc16 =
-      _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(scales8))));
+  const __m256i sc16 = _mm256_broadcastsi128_si256(
+      _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(scales8))));
   __m256i sum = _mm256_setzero_si256();
   const __m256i high = kFifthBit ? load32(qh) : _mm256_setzero_si256();
   for (int g = 0; g < 4; ++g) {
@@ -790,7 +790,8 @@ struct Direct<TQ6_K> {
   static void step(RowAcc& s, const BlockQ6_K& b, const int8_t* a, const int16_t*, float ad,
                    float) {
     const float d = half(b.d) * ad;
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+    const __m256i sc16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
     const __m256i sc_half[2] = {_mm256_permute2x128_si256(sc16, sc16, 0x00),
                                 _mm256_permute2x128_si256(sc16, sc16, 0x11)};
     __m256i sum = _mm256_setzero_si256();
@@ -820,14 +821,14 @@ struct Direct<TQ6_K> {
 
 // NR rows from r0 times token t, straight from the packed rows.
 template <class T, int NR>
-HWY_INLINE void dot_rows_direct(const WeightView& w, int64_t r0, const Activations& act,
-                                int64_t t, float* y) {
+HWY_INLINE void dot_rows_direct(const WeightView& w, int64_t r0, const Activations& act, int64_t t,
+                                float* y) {
   using ActBlock = typename T::Act::Block;
   const int64_t n_blocks = w.n_in / T::kElems;
   const typename T::W* rows[NR];
   for (int r = 0; r < NR; ++r)
-    rows[r] = reinterpret_cast<const typename T::W*>(
-        w.data + static_cast<size_t>(r0 + r) * w.row_stride_bytes);
+    rows[r] = reinterpret_cast<const typename T::W*>(w.data + static_cast<size_t>(r0 + r) *
+                                                                  w.row_stride_bytes);
   const auto* a_blocks = reinterpret_cast<const ActBlock*>(act.raw + t * act.raw_row_bytes);
   const float* ad = act.d + t * n_blocks;
   RowAcc s[NR];
@@ -1005,7 +1006,8 @@ HWY_INLINE void half_rows(const WeightView& w, int64_t r0, const float* HWY_REST
     for (int j = 0; j < 4; ++j) {
       const auto ax = hn::LoadU(df, x + i + j * kN);
       for (int r = 0; r < NR; ++r)
-        sum[r][j] = hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dh, rows[r] + i + j * kN)), ax, sum[r][j]);
+        sum[r][j] =
+            hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dh, rows[r] + i + j * kN)), ax, sum[r][j]);
     }
   }
   for (int r = 0; r < NR; ++r) {
@@ -1015,8 +1017,7 @@ HWY_INLINE void half_rows(const WeightView& w, int64_t r0, const float* HWY_REST
     double total = kN == 8 ? ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
                            : static_cast<double>(hn::GetLane(hn::SumOfLanes(df, v)));
     const auto* raw = reinterpret_cast<const uint16_t*>(rows[r]);
-    for (int64_t i = np; i < w.n_in; ++i)
-      total += static_cast<double>(fp16_to_f32(raw[i]) * x[i]);
+    for (int64_t i = np; i < w.n_in; ++i) total += static_cast<double>(fp16_to_f32(raw[i]) * x[i]);
     y[r0 + r] = static_cast<float>(total);
   }
 }
@@ -1029,7 +1030,8 @@ void HalfDecodeTarget(const WeightView& w, const float* x, int64_t n_tokens, flo
     const int64_t r_end = std::min<int64_t>(w.n_out, static_cast<int64_t>(end) * kRowsPerTask);
     for (int64_t t = 0; t < n_tokens; ++t) {
       int64_t r = static_cast<int64_t>(begin) * kRowsPerTask;
-      for (; r + kHalfRows <= r_end; r += kHalfRows) half_rows<kHalfRows>(w, r, x + t * w.n_in, y + t * w.n_out);
+      for (; r + kHalfRows <= r_end; r += kHalfRows)
+        half_rows<kHalfRows>(w, r, x + t * w.n_in, y + t * w.n_out);
       for (; r < r_end; ++r) half_rows<1>(w, r, x + t * w.n_in, y + t * w.n_out);
     }
   });
@@ -1098,8 +1100,8 @@ void QuantizeActTarget(DType act_type, const float* x, uint8_t* out, int64_t n) 
     while (std::fabs(x[first]) != amax) ++first;
     const float iscale = -127.f / x[first];
     for (int g = 0; g < kQK_K / 16; ++g)
-      y[i].bsums[g] =
-          static_cast<int16_t>(quantize_scaled(x + 16 * g, iscale, INT32_MIN, y[i].qs + 16 * g, 16));
+      y[i].bsums[g] = static_cast<int16_t>(
+          quantize_scaled(x + 16 * g, iscale, INT32_MIN, y[i].qs + 16 * g, 16));
     y[i].d = 1 / iscale;
   }
 }

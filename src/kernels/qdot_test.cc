@@ -97,10 +97,10 @@ TEST(QuantizeAct, SimdRowsMatchScalarOnEveryTarget) {
   std::normal_distribution<float> nd(0.0f, 2.0f);
   std::vector<float> x(n);
   for (float& v : x) v = nd(rng);
-  for (int j = 0; j < 40; ++j) x[j] = 0.0f;                        // a zero Q8_0 block
-  for (int j = 256; j < 512; ++j) x[j] = 0.0f;                     // a zero Q8_K block
+  for (int j = 0; j < 40; ++j) x[j] = 0.0f;                       // a zero Q8_0 block
+  for (int j = 256; j < 512; ++j) x[j] = 0.0f;                    // a zero Q8_K block
   x[600] = 127.0f, x[601] = 2.5f, x[602] = -3.5f, x[603] = 0.5f;  // half-way ties
-  x[700] = -9.0f, x[701] = 9.0f;                                   // equal magnitudes
+  x[700] = -9.0f, x[701] = 9.0f;                                  // equal magnitudes
   std::vector<BlockQ8_0> q0(n / kQK);
   std::vector<BlockQ8_1> q1(n / kQK);
   std::vector<BlockQ8_K> qk(n / kQK_K);

@@ -186,7 +186,8 @@ TEST_P(GoldenLogitsLlamaCpp, MatchesLlamaCppGolden) {
       mean_diff(exact, golden, positions, n_vocab));
   const bool golden_avx512 =
       meta["llama_cpp"]["system_info"].get<std::string>().find("AVX512 = 1") != std::string::npos;
-  const bool same_width = golden_avx512 == (std::string(matmul_target_name()).rfind("AVX3", 0) == 0);
+  const bool same_width =
+      golden_avx512 == (std::string(matmul_target_name()).rfind("AVX3", 0) == 0);
   if (!lc.float_lanes || same_width) {
     EXPECT_LE(d_pos0, lc.tol_pos0);
   } else {
@@ -207,15 +208,15 @@ std::string llama_cpp_case_name(const ::testing::TestParamInfo<LlamaCppCase>& in
 INSTANTIATE_TEST_SUITE_P(
     Zoo, GoldenLogitsLlamaCpp,
     ::testing::Values(LlamaCppCase{"llama-f16", 5e-3, 1e-6, true},
-                      LlamaCppCase{"llama-bf16", 4e-2, 1e-6, true},
-                      LlamaCppCase{"llama-q8_0", 0.1}, LlamaCppCase{"llama-q4_0", 0.15},
-                      LlamaCppCase{"llama-q4_1", 0.15}, LlamaCppCase{"llama-q5_0", 0.15},
-                      LlamaCppCase{"llama-q5_1", 0.15}, LlamaCppCase{"llama-q2_k", 0.15},
-                      LlamaCppCase{"llama-q3_k_m", 0.15}, LlamaCppCase{"llama-q4_k_m", 0.2},
-                      LlamaCppCase{"llama-q5_k_m", 0.2}, LlamaCppCase{"llama-q6_k", 0.1},
-                      LlamaCppCase{"qwen2-q8_0", 0.15}, LlamaCppCase{"qwen2-q4_k_m", 0.15},
-                      LlamaCppCase{"phi3-q8_0", 0.1}, LlamaCppCase{"phi3-q4_k_m", 1e-5},
-                      LlamaCppCase{"gemma2-q8_0", 0.3}, LlamaCppCase{"gemma2-q4_k_m", 0.4}),
+                      LlamaCppCase{"llama-bf16", 4e-2, 1e-6, true}, LlamaCppCase{"llama-q8_0", 0.1},
+                      LlamaCppCase{"llama-q4_0", 0.15}, LlamaCppCase{"llama-q4_1", 0.15},
+                      LlamaCppCase{"llama-q5_0", 0.15}, LlamaCppCase{"llama-q5_1", 0.15},
+                      LlamaCppCase{"llama-q2_k", 0.15}, LlamaCppCase{"llama-q3_k_m", 0.15},
+                      LlamaCppCase{"llama-q4_k_m", 0.2}, LlamaCppCase{"llama-q5_k_m", 0.2},
+                      LlamaCppCase{"llama-q6_k", 0.1}, LlamaCppCase{"qwen2-q8_0", 0.15},
+                      LlamaCppCase{"qwen2-q4_k_m", 0.15}, LlamaCppCase{"phi3-q8_0", 0.1},
+                      LlamaCppCase{"phi3-q4_k_m", 1e-5}, LlamaCppCase{"gemma2-q8_0", 0.3},
+                      LlamaCppCase{"gemma2-q4_k_m", 0.4}),
     llama_cpp_case_name);
 
 // The kernel's key bias, filled by hand the way GUIDE will fill it, reproduces
