@@ -1096,8 +1096,8 @@ void QuantizeActTarget(DType act_type, const float* x, uint8_t* out, int64_t n) 
       std::memset(&y[i], 0, sizeof(BlockQ8_K));
       continue;
     }
-    int first = 0;
-    while (std::fabs(x[first]) != amax) ++first;
+    int first = 0;  // bounded: a NaN input never equals amax
+    while (first < kQK_K - 1 && std::fabs(x[first]) != amax) ++first;
     const float iscale = -127.f / x[first];
     for (int g = 0; g < kQK_K / 16; ++g)
       y[i].bsums[g] = static_cast<int16_t>(
