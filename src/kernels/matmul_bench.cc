@@ -59,7 +59,7 @@ void Shapes(benchmark::internal::Benchmark* b) {
                                  {5632, 2048},
                                  {2048, 5632},
                                  {576, 49152}})
-        for (int64_t tokens : {1, 64}) b->Args({n_in, n_out, tokens, threads, llama});
+        for (int64_t tokens : {1, 64, 512}) b->Args({n_in, n_out, tokens, threads, llama});
   b->UseRealTime();
 }
 
