@@ -926,7 +926,7 @@ struct ActScratch {
 
 template <class T>
 Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, int64_t n_in,
-                    bool widen, ActScratch* sc) {
+                    bool widen, ActScratch* sc, ThreadPool& pool) {
   using Act = typename T::Act::Block;
   const int64_t n_blocks = n_in / T::kElems;
   const auto grow = [](auto& v, int64_t n) {
@@ -936,16 +936,24 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
   grow(sc->d, n_tokens * n_blocks);
   if constexpr (T::kBias == Bias::MinTimesSum) grow(sc->s, n_tokens * n_blocks);
   if constexpr (kKMins<T>) grow(sc->bsums, n_tokens * n_blocks * 16);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const Act* a = reinterpret_cast<const Act*>(blocks + t * act_bytes);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      const int64_t i = t * n_blocks + b;
-      sc->d[i] = T::Act::d(a[b]);
-      if constexpr (T::kBias == Bias::MinTimesSum) sc->s[i] = half(a[b].s);
-      if constexpr (kKMins<T>) std::copy(a[b].bsums, a[b].bsums + 16, sc->bsums.data() + i * 16);
-      if (widen) std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
+  const auto rows = [&](size_t t_begin, size_t t_end, int) {
+    for (auto t = static_cast<int64_t>(t_begin); t < static_cast<int64_t>(t_end); ++t) {
+      const Act* a = reinterpret_cast<const Act*>(blocks + t * act_bytes);
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t i = t * n_blocks + b;
+        sc->d[i] = T::Act::d(a[b]);
+        if constexpr (T::kBias == Bias::MinTimesSum) sc->s[i] = half(a[b].s);
+        if constexpr (kKMins<T>) std::copy(a[b].bsums, a[b].bsums + 16, sc->bsums.data() + i * 16);
+        if (widen) std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
+      }
+      if (widen && kPairInterleave) interleave_pairs(sc->q.data() + t * n_in, n_in);
     }
-    if (widen && kPairInterleave) interleave_pairs(sc->q.data() + t * n_in, n_in);
+  };
+  // A prompt's rows are independent: spread them (a decode step stays on one thread).
+  if (n_tokens >= 8) {
+    pool.parallel_for(static_cast<size_t>(n_tokens), 1, rows);
+  } else {
+    rows(0, static_cast<size_t>(n_tokens), 0);
   }
   return {sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
 }
@@ -1120,7 +1128,8 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     thread_local ActScratch scratch;
     // Decode (a few tokens) reads each weight once per token anyway: no tile to amortise.
     const bool direct = Direct<T>::kAvailable && n_tokens <= 2;
-    const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, !direct, &scratch);
+    const Activations act =
+        prepare<T>(blocks, act_bytes, n_tokens, w.n_in, !direct, &scratch, pool);
 #if HEED_QDOT_DIRECT
     if constexpr (Direct<T>::kAvailable) {
       if (direct) {
@@ -1346,9 +1355,18 @@ void qdot_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y
   const size_t act_bytes = act_row_bytes(w.type, w.n_in);
   thread_local std::vector<uint8_t> act;
   if (act.size() < act_bytes * n_tokens) act.resize(act_bytes * n_tokens);
-  for (int64_t t = 0; t < n_tokens; ++t)
-    quantize_act_row(w.type, x + t * w.n_in, act.data() + t * act_bytes, w.n_in);
-  HWY_DYNAMIC_DISPATCH(QdotTarget)(w, act.data(), act_bytes, n_tokens, y, pool);
+  // Not `act` inside the lambda: a worker would name its own thread_local buffer.
+  uint8_t* const act_rows = act.data();
+  const auto quantize = [&](size_t t_begin, size_t t_end, int) {
+    for (auto t = static_cast<int64_t>(t_begin); t < static_cast<int64_t>(t_end); ++t)
+      quantize_act_row(w.type, x + t * w.n_in, act_rows + t * act_bytes, w.n_in);
+  };
+  if (n_tokens >= 8) {
+    pool.parallel_for(static_cast<size_t>(n_tokens), 1, quantize);
+  } else {
+    quantize(0, static_cast<size_t>(n_tokens), 0);
+  }
+  HWY_DYNAMIC_DISPATCH(QdotTarget)(w, act_rows, act_bytes, n_tokens, y, pool);
 }
 
 }  // namespace heed

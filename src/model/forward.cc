@@ -173,10 +173,21 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
       matmul(L.w_gate, xn, n, gate, pool, hooks.matmul_mode);
       matmul(L.w_up, xn, n, up, pool, hooks.matmul_mode);
     }
-    if (c.ffn_act == FfnActivation::SiLU)
-      swiglu(gate, up, n * c.n_ff, gate);
-    else
-      geglu_tanh(gate, up, n * c.n_ff, c.gelu_ggml_table, gate);
+    // Elementwise, so a prompt's rows split over the pool with identical results.
+    const int64_t n_ff = c.n_ff;
+    const auto activate = [&](size_t begin, size_t end, int) {
+      const int64_t off = static_cast<int64_t>(begin) * n_ff;
+      const int64_t len = static_cast<int64_t>(end - begin) * n_ff;
+      if (c.ffn_act == FfnActivation::SiLU)
+        swiglu(gate + off, up + off, len, gate + off);
+      else
+        geglu_tanh(gate + off, up + off, len, c.gelu_ggml_table, gate + off);
+    };
+    if (n >= 8) {
+      pool.parallel_for(static_cast<size_t>(n), 1, activate);
+    } else {
+      activate(0, static_cast<size_t>(n), 0);
+    }
     float* ffn = ws.ffn_.data();
     matmul(L.w_down, gate, n, ffn, pool, hooks.matmul_mode);
     if (L.post_ffn_norm) norm_rows(ffn, L.post_ffn_norm, n, E, c.norm_eps, ffn);
