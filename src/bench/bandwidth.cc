@@ -39,11 +39,17 @@ struct FreeDeleter {
 
 // Sums a slice with independent accumulators so the loop is load-bound, not
 // add-latency-bound, and vectorises without -ffast-math (integer adds).
+// Prefetches 1 KiB ahead, as heed's decode kernels do: without it a VM's
+// hardware prefetcher leaves a third of the bandwidth unused and the roofline
+// fraction would exceed 1.
 uint64_t sum_slice(const uint64_t* data, size_t n) {
+  constexpr size_t kAheadWords = 1024 / sizeof(uint64_t);
   uint64_t acc[8] = {};
   size_t i = 0;
-  for (; i + 8 <= n; i += 8)
+  for (; i + 8 <= n; i += 8) {
+    __builtin_prefetch(data + i + kAheadWords);
     for (int k = 0; k < 8; ++k) acc[k] += data[i + k];
+  }
   for (; i < n; ++i) acc[0] += data[i];
   uint64_t total = 0;
   for (uint64_t a : acc) total += a;

@@ -28,8 +28,8 @@ Workspace::Workspace(const ModelConfig& c, int64_t max_batch, int64_t max_ctx, i
   up_.resize(B * c.n_ff);
   gate_up_.resize(B * 2 * c.n_ff);
   ffn_.resize(B * E);
-  rope_cos_.resize(c.rope.n_rot / 2 + 1);
-  rope_sin_.resize(c.rope.n_rot / 2 + 1);
+  rope_cos_.resize(static_cast<size_t>(std::max(1, n_threads)) * (c.rope.n_rot / 2 + 1));
+  rope_sin_.resize(static_cast<size_t>(std::max(1, n_threads)) * (c.rope.n_rot / 2 + 1));
   scores_.resize(static_cast<size_t>(n_threads) * max_ctx);
   trace_partial_.resize(static_cast<size_t>(B) * c.n_head * std::max(1, max_trace_channels));
   trace_out_.resize(static_cast<size_t>(B) * std::max(1, max_trace_channels));
@@ -45,8 +45,24 @@ void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t n) {
   for (int64_t t = 0; t < rows; ++t) add_inplace(y + t * n, bias, n);
 }
 
-void norm_rows(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out) {
-  for (int64_t t = 0; t < rows; ++t) rms_norm(x + t * n, w, n, eps, out + t * n);
+// Runs body(begin, end) over [0, rows): split over the pool for a prompt, inline
+// for a decode step (a parallel region would cost more than the work).
+template <class Body>
+void for_rows(int64_t rows, ThreadPool& pool, Body&& body) {
+  if (rows >= 8) {
+    pool.parallel_for(static_cast<size_t>(rows), 1, [&](size_t begin, size_t end, int ti) {
+      body(static_cast<int64_t>(begin), static_cast<int64_t>(end), ti);
+    });
+  } else {
+    body(int64_t{0}, rows, 0);
+  }
+}
+
+void norm_rows(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out,
+               ThreadPool& pool) {
+  for_rows(rows, pool, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) rms_norm(x + t * n, w, n, eps, out + t * n);
+  });
 }
 
 // Copies column block [col, col+width) of each row of src (row length src_n) into dst.
@@ -100,7 +116,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
 
     // 2. Attention input norm and projections.
     float* xn = ws.xn_.data();
-    norm_rows(x, L.attn_norm, n, E, c.norm_eps, xn);
+    norm_rows(x, L.attn_norm, n, E, c.norm_eps, xn, pool);
     float *q = ws.q_.data(), *k = ws.k_.data(), *v = ws.v_.data();
     if (L.wqkv.data) {
       matmul(L.wqkv, xn, n, ws.qkv_.data(), pool, hooks.matmul_mode);
@@ -117,15 +133,23 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     add_bias_rows(v, L.bv, n, nkv);
 
     // 3. RoPE, query pre-scaling, and K/V into the cache.
-    for (int64_t t = 0; t < n; ++t) {
-      rope_angles(c.rope, pos0 + t, ws.rope_cos_.data(), ws.rope_sin_.data());
-      rope_apply(c.rope, ws.rope_cos_.data(), ws.rope_sin_.data(), q + t * nq, c.n_head, D);
-      rope_apply(c.rope, ws.rope_cos_.data(), ws.rope_sin_.data(), k + t * nkv, c.n_head_kv, D);
-      if (c.q_scale != 1.0f)
-        for (int64_t i = 0; i < nq; ++i) q[t * nq + i] *= c.q_scale;
-      std::memcpy(cache.k_row(il, pos0 + t), k + t * nkv, sizeof(float) * nkv);
-      std::memcpy(cache.v_row(il, pos0 + t), v + t * nkv, sizeof(float) * nkv);
-    }
+    // One angle table per thread (the workspace holds n_threads of them).
+    const size_t table = static_cast<size_t>(c.rope.n_rot / 2 + 1);
+    if (static_cast<size_t>(pool.size()) * table > ws.rope_cos_.size())
+      throw Error("forward: the workspace was made for fewer threads than the pool has");
+    for_rows(n, pool, [&](int64_t begin, int64_t end, int ti) {
+      float* cos_t = ws.rope_cos_.data() + ti * table;
+      float* sin_t = ws.rope_sin_.data() + ti * table;
+      for (int64_t t = begin; t < end; ++t) {
+        rope_angles(c.rope, pos0 + t, cos_t, sin_t);
+        rope_apply(c.rope, cos_t, sin_t, q + t * nq, c.n_head, D);
+        rope_apply(c.rope, cos_t, sin_t, k + t * nkv, c.n_head_kv, D);
+        if (c.q_scale != 1.0f)
+          for (int64_t i = 0; i < nq; ++i) q[t * nq + i] *= c.q_scale;
+        std::memcpy(cache.k_row(il, pos0 + t), k + t * nkv, sizeof(float) * nkv);
+        std::memcpy(cache.v_row(il, pos0 + t), v + t * nkv, sizeof(float) * nkv);
+      }
+    });
 
     // 4. The one attention kernel, with the optional bias and trace channels.
     AttentionShape shape{
@@ -153,7 +177,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     // 5. Output projection, optional post-norm, observer, residual.
     float* o = ws.o_.data();
     matmul(L.wo, ws.attn_.data(), n, o, pool, hooks.matmul_mode);
-    if (L.post_attn_norm) norm_rows(o, L.post_attn_norm, n, E, c.norm_eps, o);
+    if (L.post_attn_norm) norm_rows(o, L.post_attn_norm, n, E, c.norm_eps, o, pool);
     if (obs) {
       LayerTap tap{static_cast<int>(il), pos0, n, E,
                    ws.x_in_.data(),      xn,   o, trace_ptr ? trace.out : nullptr,
@@ -163,7 +187,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     add_inplace(x, o, n * E);
 
     // 6. Gated FFN.
-    norm_rows(x, L.ffn_norm, n, E, c.norm_eps, xn);
+    norm_rows(x, L.ffn_norm, n, E, c.norm_eps, xn, pool);
     float *gate = ws.gate_.data(), *up = ws.up_.data();
     if (L.w_gate_up.data) {
       matmul(L.w_gate_up, xn, n, ws.gate_up_.data(), pool, hooks.matmul_mode);
@@ -190,7 +214,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     }
     float* ffn = ws.ffn_.data();
     matmul(L.w_down, gate, n, ffn, pool, hooks.matmul_mode);
-    if (L.post_ffn_norm) norm_rows(ffn, L.post_ffn_norm, n, E, c.norm_eps, ffn);
+    if (L.post_ffn_norm) norm_rows(ffn, L.post_ffn_norm, n, E, c.norm_eps, ffn, pool);
     add_inplace(x, ffn, n * E);
   }
   cache.set_size(pos0 + n);
@@ -200,7 +224,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
   const int64_t first = which == LogitsFor::All ? 0 : n - 1;
   const int64_t rows = n - first;
   float* xn = ws.xn_.data();
-  norm_rows(x + first * E, model.output_norm(), rows, E, c.norm_eps, xn);
+  norm_rows(x + first * E, model.output_norm(), rows, E, c.norm_eps, xn, pool);
   matmul(model.output(), xn, rows, logits, pool, hooks.matmul_mode);
   if (c.final_softcap > 0.0f) softcap(logits, rows * c.n_vocab, c.final_softcap);
 }
