@@ -867,30 +867,120 @@ constexpr int kTokenTile = T::kElems == kQK_K ? 3 : 4;
 // Target bytes of one unpacked row tile in the prefill path (fits L2 next to the activations).
 constexpr int64_t kTileBytes = 96 * 1024;
 
-// All tokens over rows [0, nr) of an unpacked tile, in kRowTile x kTokenTile
-// register tiles (decode: 4 rows x 1 token).
-template <class T>
-void sweep(const Tile<T>& tile, int64_t nr, const Activations& act, int64_t n_tokens, int64_t n_in,
-           float* y, int64_t n_out, int64_t r0) {
-  if (n_tokens == 1) {
-    int64_t i = 0;
-    for (; i + 4 <= nr; i += 4) dot_tile<T, 4, 1>(tile, i, act, 0, n_in, y, n_out, r0);
-    for (; i < nr; ++i) dot_tile<T, 1, 1>(tile, i, act, 0, n_in, y, n_out, r0);
-    return;
-  }
+// All tokens over rows [0, nr) of an unpacked tile in NR x NT register tiles
+// (decode: 4 rows x 1 token); kernel.template operator()<R, U>(i, t) runs R rows
+// from tile row i times U tokens from token t.
+template <int NR, int NT, class Kernel>
+void sweep_tiles(int64_t nr, int64_t n_tokens, Kernel&& kernel) {
   int64_t t = 0;
-  constexpr int NR = kRowTile<T>, NT = kTokenTile<T>;
-  for (; t + NT <= n_tokens; t += NT) {
-    int64_t i = 0;
-    for (; i + NR <= nr; i += NR) dot_tile<T, NR, NT>(tile, i, act, t, n_in, y, n_out, r0);
-    for (; i < nr; ++i) dot_tile<T, 1, NT>(tile, i, act, t, n_in, y, n_out, r0);
+  if (n_tokens > 1) {
+    for (; t + NT <= n_tokens; t += NT) {
+      int64_t i = 0;
+      for (; i + NR <= nr; i += NR) kernel.template operator()<NR, NT>(i, t);
+      for (; i < nr; ++i) kernel.template operator()<1, NT>(i, t);
+    }
   }
   for (; t < n_tokens; ++t) {
     int64_t i = 0;
-    for (; i + 4 <= nr; i += 4) dot_tile<T, 4, 1>(tile, i, act, t, n_in, y, n_out, r0);
-    for (; i < nr; ++i) dot_tile<T, 1, 1>(tile, i, act, t, n_in, y, n_out, r0);
+    for (; i + 4 <= nr; i += 4) kernel.template operator()<4, 1>(i, t);
+    for (; i < nr; ++i) kernel.template operator()<1, 1>(i, t);
   }
 }
+
+template <class T>
+void sweep(const Tile<T>& tile, int64_t nr, const Activations& act, int64_t n_tokens, int64_t n_in,
+           float* y, int64_t n_out, int64_t r0) {
+  sweep_tiles<kRowTile<T>, kTokenTile<T>>(nr, n_tokens, [&]<int R, int U>(int64_t i, int64_t t) {
+    dot_tile<T, R, U>(tile, i, act, t, n_in, y, n_out, r0);
+  });
+}
+
+#if HEED_QDOT_DIRECT
+// Q4_K / Q5_K prefill on x86: unsigned quants enter pmaddubsw as they are, so the
+// tile keeps bytes (half the int16 tile's traffic) and one scale per 32 elements,
+// and each (row, token, 32 elements) costs pmaddubsw + pmaddwd + add. The integer
+// lanes are the int16 path's, so the bits are too.
+template <class T>
+constexpr bool kByteTile = T::kBias == Bias::Q4K || T::kBias == Bias::Q5K;
+
+template <class T>
+void unpack_k4_bytes(const typename T::W& b, uint8_t* HWY_RESTRICT q, int16_t* HWY_RESTRICT scales,
+                     KMinParams* p) {
+  k4_params(b, p);
+  for (int s = 0; s < 4; ++s) {
+    const uint8_t* qs = b.qs + 32 * s;
+    for (int l = 0; l < 32; ++l) {
+      int lo = qs[l] & 0xF, hi = qs[l] >> 4;
+      if constexpr (T::kBias == Bias::Q5K) {
+        lo |= ((b.qh[l] >> (2 * s)) & 1) << 4;
+        hi |= ((b.qh[l] >> (2 * s + 1)) & 1) << 4;
+      }
+      q[64 * s + l] = static_cast<uint8_t>(lo);
+      q[64 * s + 32 + l] = static_cast<uint8_t>(hi);
+    }
+  }
+  for (int g = 0; g < 8; ++g) scales[g] = p->scales[g];
+}
+
+template <class T, int NR, int NT>
+HWY_INLINE void dot_tile_bytes(const uint8_t* q, const int16_t* scales,
+                               const typename T::Params* params, int64_t i0, const Activations& act,
+                               int64_t t0, int64_t n_in, float* y, int64_t n_out, int64_t r0) {
+  const int64_t n_blocks = n_in / kQK_K;
+  const uint8_t* w[NR];
+  const int16_t* sc[NR];
+  const typename T::Params* p[NR];
+  for (int r = 0; r < NR; ++r) {
+    w[r] = q + (i0 + r) * n_in;
+    sc[r] = scales + (i0 + r) * (n_in / 32);
+    p[r] = params + (i0 + r) * n_blocks;
+  }
+  const BlockQ8_K* a[NT];
+  const float* ad[NT];
+  for (int t = 0; t < NT; ++t) {
+    a[t] = reinterpret_cast<const BlockQ8_K*>(act.raw + (t0 + t) * act.raw_row_bytes);
+    ad[t] = act.d + (t0 + t) * n_blocks;
+  }
+  RowAcc s[NR][NT];
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) acc_init(s[r][t]);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int r = 0; r < NR; ++r)
+      for (int t = 0; t < NT; ++t)
+        acc_mins<T>(s[r][t], p[r][b], act.bsums + ((t0 + t) * n_blocks + b) * 16, ad[t][b]);
+    __m256i P[NR][NT];
+    for (int r = 0; r < NR; ++r)
+      for (int t = 0; t < NT; ++t) P[r][t] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {
+      __m256i wv[NR], sv[NR];
+      for (int r = 0; r < NR; ++r) {
+        wv[r] = load32(w[r] + b * kQK_K + 32 * g);
+        sv[r] = _mm256_set1_epi16(sc[r][b * 8 + g]);
+      }
+      for (int t = 0; t < NT; ++t) {
+        const __m256i av = load32(a[t][b].qs + 32 * g);
+        for (int r = 0; r < NR; ++r) P[r][t] = _mm256_add_epi32(P[r][t], dot_u8(wv[r], av, sv[r]));
+      }
+    }
+    for (int r = 0; r < NR; ++r)
+      for (int t = 0; t < NT; ++t) {
+        VI G[1];
+        G[0].raw = P[r][t];
+        acc_block<T>(s[r][t], G, p[r][b], ad[t][b], 0.0f);
+      }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) y[(t0 + t) * n_out + r0 + i0 + r] = acc_finish<T>(s[r][t]);
+}
+#endif
+
+template <class T>
+constexpr bool kUsesByteTile =
+#if HEED_QDOT_DIRECT
+    kByteTile<T>;
+#else
+    false;
+#endif
 
 // Unpack a tile of rows once into thread-local scratch (before any dot, so the
 // int16 stores and the vector loads stay apart), then run every token over it.
@@ -900,9 +990,35 @@ void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, f
   const int64_t n_blocks = w.n_in / T::kElems;
   thread_local std::vector<int16_t> q;
   thread_local std::vector<typename T::Params> params;
-  if (q.size() < static_cast<size_t>(tile_rows * w.n_in)) q.resize(tile_rows * w.n_in);
   if (params.size() < static_cast<size_t>(tile_rows * n_blocks))
     params.resize(tile_rows * n_blocks);
+#if HEED_QDOT_DIRECT
+  if constexpr (kByteTile<T>) {
+    thread_local std::vector<uint8_t> qb;
+    thread_local std::vector<int16_t> scales;
+    if (qb.size() < static_cast<size_t>(tile_rows * w.n_in)) qb.resize(tile_rows * w.n_in);
+    if (scales.size() < static_cast<size_t>(tile_rows * w.n_in / 32))
+      scales.resize(tile_rows * w.n_in / 32);
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+      const int64_t r0 = tile * tile_rows;
+      const int64_t nr = std::min(tile_rows, w.n_out - r0);
+      for (int64_t i = 0; i < nr; ++i) {
+        const auto* blocks = reinterpret_cast<const typename T::W*>(
+            w.data + static_cast<size_t>(r0 + i) * w.row_stride_bytes);
+        for (int64_t b = 0; b < n_blocks; ++b)
+          unpack_k4_bytes<T>(blocks[b], qb.data() + i * w.n_in + b * kQK_K,
+                             scales.data() + (i * w.n_in + b * kQK_K) / 32,
+                             &params[i * n_blocks + b]);
+      }
+      sweep_tiles<2, 3>(nr, n_tokens, [&]<int R, int U>(int64_t i, int64_t t) {
+        dot_tile_bytes<T, R, U>(qb.data(), scales.data(), params.data(), i, act, t, w.n_in, y,
+                                w.n_out, r0);
+      });
+    }
+    return;
+  }
+#endif
+  if (q.size() < static_cast<size_t>(tile_rows * w.n_in)) q.resize(tile_rows * w.n_in);
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t r0 = tile * tile_rows;
     const int64_t nr = std::min(tile_rows, w.n_out - r0);
@@ -1128,8 +1244,8 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     thread_local ActScratch scratch;
     // Decode (a few tokens) reads each weight once per token anyway: no tile to amortise.
     const bool direct = Direct<T>::kAvailable && n_tokens <= 2;
-    const Activations act =
-        prepare<T>(blocks, act_bytes, n_tokens, w.n_in, !direct, &scratch, pool);
+    const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in,
+                                       !direct && !kUsesByteTile<T>, &scratch, pool);
 #if HEED_QDOT_DIRECT
     if constexpr (Direct<T>::kAvailable) {
       if (direct) {
