@@ -55,6 +55,19 @@ class ThreadPool {
     });
   }
 
+  // parallel_for over rows, or fn(0, n, 0) inline below kMinParallelRows: for
+  // row-wise work (norms, activation quantization) that pays for a parallel
+  // region in a prompt but not in a decode step.
+  static constexpr size_t kMinParallelRows = 8;
+  template <typename Fn>
+  void parallel_rows(size_t n, Fn&& fn) {
+    if (n < kMinParallelRows) {
+      if (n > 0) fn(size_t{0}, n, 0);
+      return;
+    }
+    parallel_for(n, 1, fn);
+  }
+
  private:
   void worker_loop(int index);
   void run_raw(void (*call)(void*, int), void* ctx);

@@ -53,22 +53,18 @@ HWY_INLINE void Dot8Keys(const float* HWY_RESTRICT q, const float* HWY_RESTRICT 
   _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
                                       _mm256_permute2f128_ps(h0123, h4567, 0x31)));
 }
-#define HEED_DOT8 1
-#else
-#define HEED_DOT8 0
 #endif
 
 // Raw scores q . k_j for j in [first, last].
 HWY_INLINE void KeyDots(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k, int64_t stride,
                         int n, int64_t first, int64_t last, float* HWY_RESTRICT scores) {
   int64_t j = first;
-#if HEED_DOT8
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
   if (n % 8 == 0)
     for (; j + 8 <= last + 1; j += 8) Dot8Keys(q, k + j * stride, stride, n, scores + j);
 #endif
   for (; j <= last; ++j) scores[j] = Dot(q, k + j * stride, n);
 }
-#undef HEED_DOT8
 
 // o[0..n) = sum_j p[j] * v_j over j in [first, last], accumulated in key order
 // with one FMA per element and key; the output stays in registers per

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "heed/error.h"
@@ -30,10 +31,19 @@ namespace heed {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// x86 targets with AVX2 (AVX-512 included, through its 256-bit ops): the direct
+// kernels below use their intrinsics; every other target runs the portable path.
+#undef HEED_QDOT_X86
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define HEED_QDOT_X86 1
+#else
+#define HEED_QDOT_X86 0
+#endif
+
 // fp16 -> f32 for block scales in the hot loops: one multiply by 2^112 rescales
 // normal and subnormal halves exactly; inf / NaN take the exact slow path.
 HWY_INLINE float half(uint16_t h) {
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#if HEED_QDOT_X86
   return _cvtsh_ss(h);  // F16C: exact, one instruction
 #endif
   if ((h & 0x7c00u) == 0x7c00u) return fp16_to_f32(h);
@@ -68,7 +78,7 @@ struct ScaleMinParams {
 };
 struct KMinParams {
   float d, dmin;
-  int16_t mins[16];       // min scale per 16 elements
+  int16_t mins[16];       // Q2_K: min per 16 elements
   uint8_t scales[8];      // Q4_K / Q5_K: scale per 32 elements
   int16_t group_mins[8];  // Q4_K / Q5_K: min per 32 elements
 };
@@ -245,38 +255,45 @@ struct TQ3_K : NoBias {
 
 // Q4_K / Q5_K: eight 32-element groups; element 64s + l is the low nibble of
 // qs[32s + l], 64s + 32 + l the high nibble (Q5_K: fifth bit qh[l] bit 2s / 2s+1).
+// The 12 packed scale bytes of a Q4_K / Q5_K block give 8 six-bit scales and 8
+// six-bit mins (get_scale_min_k4 for every j at once, on 32-bit words).
 template <class Block>
 void k4_params(const Block& b, KMinParams* p) {
   p->d = half(b.d);
   p->dmin = half(b.dmin);
-  for (int s = 0; s < 4; ++s) {
-    uint8_t m_lo, m_hi;
-    get_scale_min_k4(2 * s, b.scales, &p->scales[2 * s], &m_lo);
-    get_scale_min_k4(2 * s + 1, b.scales, &p->scales[2 * s + 1], &m_hi);
-    p->mins[4 * s] = p->mins[4 * s + 1] = m_lo;
-    p->mins[4 * s + 2] = p->mins[4 * s + 3] = m_hi;
-    p->group_mins[2 * s] = m_lo;
-    p->group_mins[2 * s + 1] = m_hi;
+  uint32_t w[3];
+  std::memcpy(w, b.scales, sizeof(w));
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kTop2 = 0x03030303;
+  const uint32_t sc[2] = {w[0] & kLow6, (w[2] & kLow4) | (((w[0] >> 6) & kTop2) << 4)};
+  const uint32_t mn[2] = {w[1] & kLow6, ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kTop2) << 4)};
+  for (int j = 0; j < 8; ++j) {
+    p->scales[j] = static_cast<uint8_t>(sc[j / 4] >> (8 * (j % 4)));
+    p->group_mins[j] = static_cast<int16_t>((mn[j / 4] >> (8 * (j % 4))) & 0xFF);
   }
 }
 
+// The 256 unscaled quants of a Q4_K / Q5_K block in element order.
 template <bool kFifthBit, class Block>
-void unpack_k4(const Block& b, const uint8_t* qh, int16_t* HWY_RESTRICT q, KMinParams* p) {
-  k4_params(b, p);
+void k4_quants(const Block& b, const uint8_t* qh, uint8_t* HWY_RESTRICT q) {
   for (int s = 0; s < 4; ++s) {
-    const int sc_lo = p->scales[2 * s], sc_hi = p->scales[2 * s + 1];
     const uint8_t* qs = b.qs + 32 * s;
-    int16_t* out = q + 64 * s;
     for (int l = 0; l < 32; ++l) {
       int lo = qs[l] & 0xF, hi = qs[l] >> 4;
       if constexpr (kFifthBit) {
         lo |= ((qh[l] >> (2 * s)) & 1) << 4;
         hi |= ((qh[l] >> (2 * s + 1)) & 1) << 4;
       }
-      out[l] = static_cast<int16_t>(sc_lo * lo);
-      out[l + 32] = static_cast<int16_t>(sc_hi * hi);
+      q[64 * s + l] = static_cast<uint8_t>(lo);
+      q[64 * s + 32 + l] = static_cast<uint8_t>(hi);
     }
   }
+}
+
+// Int16 tile values: each quant times its group scale.
+template <class Block>
+void unpack_k4(const Block& b, const uint8_t* quants, int16_t* HWY_RESTRICT q, KMinParams* p) {
+  k4_params(b, p);
+  for (int e = 0; e < kQK_K; ++e) q[e] = static_cast<int16_t>(p->scales[e / 32] * quants[e]);
 }
 
 struct TQ4_K : WithBias<Bias::Q4K> {
@@ -285,8 +302,11 @@ struct TQ4_K : WithBias<Bias::Q4K> {
   using Params = KMinParams;
   static constexpr int kElems = kQK_K;
   static void params(const W& b, Params* p) { k4_params(b, p); }
+  static void quants(const W& b, uint8_t* q) { k4_quants<false>(b, nullptr, q); }
   static void unpack(const W& b, int16_t* HWY_RESTRICT q, Params* p) {
-    unpack_k4<false>(b, nullptr, q, p);
+    uint8_t quants_[kQK_K];
+    k4_quants<false>(b, nullptr, quants_);
+    unpack_k4(b, quants_, q, p);
   }
 };
 
@@ -296,8 +316,11 @@ struct TQ5_K : WithBias<Bias::Q5K> {
   using Params = KMinParams;
   static constexpr int kElems = kQK_K;
   static void params(const W& b, Params* p) { k4_params(b, p); }
+  static void quants(const W& b, uint8_t* q) { k4_quants<true>(b, b.qh, q); }
   static void unpack(const W& b, int16_t* HWY_RESTRICT q, Params* p) {
-    unpack_k4<true>(b, b.qh, q, p);
+    uint8_t quants_[kQK_K];
+    k4_quants<true>(b, b.qh, quants_);
+    unpack_k4(b, quants_, q, p);
   }
 };
 
@@ -379,7 +402,7 @@ constexpr int kLaneVecs = static_cast<int>(8 / kN32);    // vectors holding the 
 // fold, so the register tile grows.
 constexpr bool kPairInterleave = kN16 == 16;
 
-// Position p of an interleaved 32-group holds element kInterleaved[p].
+// Element held by position p of an interleaved 32-group.
 HWY_INLINE int interleaved_element(int p) {
   const int q = p % 16;
   return 4 * (q / 2) + (p >= 16 ? 2 : 0) + q % 2;
@@ -443,53 +466,40 @@ HWY_INLINE void acc_init(RowAcc& s) {
   for (float& m : s.acc_m) m = 0.0f;
 }
 
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// Q4_K / Q5_K min terms as ggml's AVX2 kernels take them: the 8 group mins times the
-// bsums summed per 32 elements, in 4 int32 lanes (lane k: groups 2k, 2k + 1).
-template <class T>
-HWY_INLINE void k4_add_mins(RowAcc& s, __m128i group_mins, const int16_t* bs, float dmin) {
-  const __m128i bsums = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
-                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
-  const __m128i prod = _mm_madd_epi16(group_mins, bsums);
-  if constexpr (T::kBias == Bias::Q4K) {
-    _mm_storeu_ps(s.acc_m,
-                  _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), _mm_loadu_ps(s.acc_m)));
-  } else {
-    HWY_ALIGN int32_t lanes[4];
-    _mm_store_si128(reinterpret_cast<__m128i*>(lanes), prod);
-    s.summs =
-        std::fma(dmin, static_cast<float>((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])), s.summs);
-  }
-}
-#endif
-
-// K-quant min terms of block b, taken before the block's dot as ggml does.
+// K-quant min terms of block b, taken before the block's dot as ggml does (a
+// no-op for the other types).
 template <class T>
 HWY_INLINE void acc_mins(RowAcc& s, const typename T::Params& p, const int16_t* bs, float ad) {
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  if constexpr (T::kBias == Bias::Q4K || T::kBias == Bias::Q5K) {
-    k4_add_mins<T>(s, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.group_mins)), bs,
-                   -(p.dmin * ad));
-    return;
-  }
-#endif
-  if constexpr (kKMins<T>) {
+  if constexpr (T::kBias == Bias::Q2K) {
     const D32 d32;
     const DF df;
-    const float dmin = -(p.dmin * ad);
     HWY_ALIGN int32_t mp[8];
     min_pairs(p.mins, bs, mp);
-    if constexpr (T::kBias == Bias::Q2K) {
-      for (int i = 0; i < kLaneVecs; ++i)
-        s.acc[i] = hn::MulAdd(hn::ConvertTo(df, hn::Load(d32, mp + i * kN32)), hn::Set(df, dmin),
-                              s.acc[i]);
-    } else if constexpr (T::kBias == Bias::Q4K) {
+    for (int i = 0; i < kLaneVecs; ++i)
+      s.acc[i] = hn::MulAdd(hn::ConvertTo(df, hn::Load(d32, mp + i * kN32)),
+                            hn::Set(df, -(p.dmin * ad)), s.acc[i]);
+  } else if constexpr (T::kBias == Bias::Q4K || T::kBias == Bias::Q5K) {
+    // Lane k: groups 2k and 2k + 1, each min times its two 16-element bsums.
+    HWY_ALIGN int32_t lane[4];
+#if HEED_QDOT_X86  // as ggml's AVX2 kernels: bsums summed in pairs, madd with the mins
+    const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
+    _mm_store_si128(
+        reinterpret_cast<__m128i*>(lane),
+        _mm_madd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.group_mins)), pairs));
+#else
+    const int16_t* m = p.group_mins;
+    for (int k = 0; k < 4; ++k)
+      lane[k] =
+          m[2 * k] * (bs[4 * k] + bs[4 * k + 1]) + m[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
+#endif
+    const float dmin = -(p.dmin * ad);
+    if constexpr (T::kBias == Bias::Q4K) {
       for (int k = 0; k < 4; ++k)
-        s.acc_m[k] = std::fma(dmin, static_cast<float>(mp[2 * k] + mp[2 * k + 1]), s.acc_m[k]);
+        s.acc_m[k] = std::fma(dmin, static_cast<float>(lane[k]), s.acc_m[k]);
     } else {
-      int32_t total = 0;
-      for (int k = 0; k < 8; ++k) total += mp[k];
-      s.summs = std::fma(dmin, static_cast<float>(total), s.summs);
+      s.summs =
+          std::fma(dmin, static_cast<float>((lane[0] + lane[1]) + (lane[2] + lane[3])), s.summs);
     }
   }
 }
@@ -590,9 +600,7 @@ HWY_INLINE void dot_tile(const Tile<T>& tile, int64_t i0, const Activations& act
 // pmaddubsw (u8 x s8 -> int16 pairs) then pmaddwd (pairs x group scale -> int32).
 // Signed weights use ggml's sign trick, |w| x sign(a, w). pmaddubsw saturates at
 // int16, which no type reaches: |pair| <= 2 * 128 * 127 < 32767.
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-#undef HEED_QDOT_DIRECT
-#define HEED_QDOT_DIRECT 1
+#if HEED_QDOT_X86
 static_assert(kLaneVecs == 1, "the direct kernels produce the 8 ggml lanes in one vector");
 
 HWY_INLINE __m256i load32(const void* p) {
@@ -632,124 +640,78 @@ HWY_INLINE __m256i bit_field(__m256i x, int shift, int mask, int to) {
   return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(x, shift), bytes(mask)), to);
 }
 
-// Direct<T>::step(s, block, a, bs, ad, as): one block of ggml's dot into s, for
-// activations a (the block's int8 quants), bs (Q8_K bsums), ad (activation scale)
-// and as (Q8_1 sum field). Types without a specialisation use the tile path.
+// Direct<T>::lanes(block, params, a): a block's 8 ggml integer lanes against the
+// activations a (the block's int8 quants); the float steps are the tile path's.
+// Types without a specialisation use the tile path.
 template <class T>
 struct Direct {
   static constexpr bool kAvailable = false;
 };
-
-// The 32-element types: one set of 8 lanes and one scale product per block.
-template <class T, class LanesFn>
-HWY_INLINE void step32(RowAcc& s, const typename T::W& b, float ad, float as, LanesFn&& lanes) {
-  typename T::Params p;
-  T::params(b, &p);
-  VI G[1];
-  G[0].raw = lanes();
-  acc_block<T>(s, G, p, ad, as);
-}
+struct DirectAvailable {
+  static constexpr bool kAvailable = true;
+};
 
 template <>
-struct Direct<TQ8_0> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ8_0& b, const int8_t* a, const int16_t*, float ad,
-                   float as) {
-    step32<TQ8_0>(s, b, ad, as, [&] { return dot_s8(load32(b.qs), load32(a), ones16()); });
+struct Direct<TQ8_0> : DirectAvailable {
+  static __m256i lanes(const BlockQ8_0& b, const ScaleParams&, const int8_t* a) {
+    return dot_s8(load32(b.qs), load32(a), ones16());
   }
 };
 template <>
-struct Direct<TQ4_0> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ4_0& b, const int8_t* a, const int16_t*, float ad,
-                   float as) {
-    step32<TQ4_0>(s, b, ad, as, [&] {
-      return dot_s8(_mm256_sub_epi8(nibbles32(b.qs), bytes(8)), load32(a), ones16());
-    });
+struct Direct<TQ4_0> : DirectAvailable {
+  static __m256i lanes(const BlockQ4_0& b, const ScaleParams&, const int8_t* a) {
+    return dot_s8(_mm256_sub_epi8(nibbles32(b.qs), bytes(8)), load32(a), ones16());
   }
 };
 template <>
-struct Direct<TIQ4_NL> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockIQ4_NL& b, const int8_t* a, const int16_t*, float ad,
-                   float as) {
-    step32<TIQ4_NL>(s, b, ad, as, [&] {
-      const __m256i table = _mm256_broadcastsi128_si256(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
-      return dot_s8(_mm256_shuffle_epi8(table, nibbles32(b.qs)), load32(a), ones16());
-    });
+struct Direct<TIQ4_NL> : DirectAvailable {
+  static __m256i lanes(const BlockIQ4_NL& b, const ScaleParams&, const int8_t* a) {
+    const __m256i table = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+    return dot_s8(_mm256_shuffle_epi8(table, nibbles32(b.qs)), load32(a), ones16());
   }
 };
 template <>
-struct Direct<TQ5_0> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ5_0& b, const int8_t* a, const int16_t*, float ad,
-                   float as) {
-    step32<TQ5_0>(s, b, ad, as, [&] {
-      // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
-      const __m256i w =
-          _mm256_or_si256(nibbles32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
-      return dot_s8(w, load32(a), ones16());
-    });
+struct Direct<TQ5_0> : DirectAvailable {
+  static __m256i lanes(const BlockQ5_0& b, const ScaleParams&, const int8_t* a) {
+    // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
+    const __m256i w =
+        _mm256_or_si256(nibbles32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
+    return dot_s8(w, load32(a), ones16());
   }
 };
 template <>
-struct Direct<TQ4_1> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ4_1& b, const int8_t* a, const int16_t*, float ad,
-                   float as) {
-    step32<TQ4_1>(s, b, ad, as, [&] { return dot_u8(nibbles32(b.qs), load32(a), ones16()); });
+struct Direct<TQ4_1> : DirectAvailable {
+  static __m256i lanes(const BlockQ4_1& b, const ScaleMinParams&, const int8_t* a) {
+    return dot_u8(nibbles32(b.qs), load32(a), ones16());
   }
 };
 template <>
-struct Direct<TQ5_1> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ5_1& b, const int8_t* a, const int16_t*, float ad,
-                   float as) {
-    step32<TQ5_1>(s, b, ad, as, [&] {
-      const __m256i w =
-          _mm256_or_si256(nibbles32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), bytes(0x10)));
-      return dot_u8(w, load32(a), ones16());
-    });
+struct Direct<TQ5_1> : DirectAvailable {
+  static __m256i lanes(const BlockQ5_1& b, const ScaleMinParams&, const int8_t* a) {
+    const __m256i w =
+        _mm256_or_si256(nibbles32(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), bytes(0x10)));
+    return dot_u8(w, load32(a), ones16());
   }
 };
 
-// Int16 lane `lane` of x (8 lanes) repeated over a 256-bit vector, as a byte-shuffle mask
-// applied to x broadcast to both halves.
+// Byte-shuffle mask that repeats int16 lane lo_lane over the low half and
+// hi_lane over the high half of a vector holding 8 int16 lanes in both halves.
 HWY_INLINE __m256i repeat16_mask(int lo_lane, int hi_lane) {
   const __m128i lo = _mm_set1_epi16(static_cast<int16_t>((2 * lo_lane) | ((2 * lo_lane + 1) << 8)));
   const __m128i hi = _mm_set1_epi16(static_cast<int16_t>((2 * hi_lane) | ((2 * hi_lane + 1) << 8)));
   return _mm256_set_m128i(hi, lo);
 }
 
-// Q4_K / Q5_K: the 12 packed bytes give 8 six-bit scales and 8 six-bit mins
-// (get_scale_min_k4 for all j at once, on 32-bit words).
-HWY_INLINE void k4_scales_mins(const uint8_t* packed, uint64_t* scales8, uint64_t* mins8) {
-  uint32_t w[3];
-  std::memcpy(w, packed, sizeof(w));
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kTop2 = 0x03030303;
-  const uint32_t sc_lo = w[0] & kLow6, m_lo = w[1] & kLow6;
-  const uint32_t sc_hi = (w[2] & kLow4) | (((w[0] >> 6) & kTop2) << 4);
-  const uint32_t m_hi = ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kTop2) << 4);
-  *scales8 = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
-  *mins8 = m_lo | (static_cast<uint64_t>(m_hi) << 32);
-}
-
-// Groups 2s and 2s + 1 are the low and high nibbles of qs[32s..32s+31] (Q5_K:
-// fifth bits 2s and 2s + 1 of qh[0..31]). Min terms as ggml's AVX2 kernels: the
-// mins times the bsums summed per 32 elements, 4 int32 lanes.
-template <class T, bool kFifthBit, class Block>
-HWY_INLINE void k4_step(RowAcc& s, const Block& b, const uint8_t* qh, const int8_t* a,
-                        const int16_t* bs, float ad) {
-  uint64_t scales8, mins8;
-  k4_scales_mins(b.scales, &scales8, &mins8);
-  const float d = half(b.d) * ad;
-  const float dmin = -(half(b.dmin) * ad);
-  k4_add_mins<T>(s, _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins8))), bs, dmin);
+// Q4_K / Q5_K: groups 2g and 2g + 1 are the low and high nibbles of
+// qs[32g..32g+31] (Q5_K: fifth bits 2g and 2g + 1 of qh[0..31]).
+template <bool kFifthBit, class Block>
+HWY_INLINE __m256i k4_lanes(const Block& b, const uint8_t* qh, const KMinParams& p,
+                            const int8_t* a) {
   const __m256i sc16 = _mm256_broadcastsi128_si256(
-      _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(scales8))));
-  __m256i sum = _mm256_setzero_si256();
+      _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.scales))));
   const __m256i high = kFifthBit ? load32(qh) : _mm256_setzero_si256();
+  __m256i sum = _mm256_setzero_si256();
   for (int g = 0; g < 4; ++g) {
     const __m256i x = load32(b.qs + 32 * g);
     __m256i lo = _mm256_and_si256(x, bytes(0x0F));
@@ -763,33 +725,25 @@ HWY_INLINE void k4_step(RowAcc& s, const Block& b, const uint8_t* qh, const int8
     sum = _mm256_add_epi32(sum, dot_u8(lo, load32(a + 64 * g), s_lo));
     sum = _mm256_add_epi32(sum, dot_u8(hi, load32(a + 64 * g + 32), s_hi));
   }
-  const __m256 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d), s.acc[0].raw);
-  s.acc[0].raw = acc;
+  return sum;
 }
 template <>
-struct Direct<TQ4_K> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ4_K& b, const int8_t* a, const int16_t* bs, float ad,
-                   float) {
-    k4_step<TQ4_K, false>(s, b, nullptr, a, bs, ad);
+struct Direct<TQ4_K> : DirectAvailable {
+  static __m256i lanes(const BlockQ4_K& b, const KMinParams& p, const int8_t* a) {
+    return k4_lanes<false>(b, nullptr, p, a);
   }
 };
 template <>
-struct Direct<TQ5_K> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ5_K& b, const int8_t* a, const int16_t* bs, float ad,
-                   float) {
-    k4_step<TQ5_K, true>(s, b, b.qh, a, bs, ad);
+struct Direct<TQ5_K> : DirectAvailable {
+  static __m256i lanes(const BlockQ5_K& b, const KMinParams& p, const int8_t* a) {
+    return k4_lanes<true>(b, b.qh, p, a);
   }
 };
 // Q6_K: group c = 4h + k takes nibble k / 2 of ql[64h + 32(k % 2) ..] and bits 2k
 // of qh[32h ..]; values q - 32 as (q x a) - (32 x a); int8 scales per 16 elements.
 template <>
-struct Direct<TQ6_K> {
-  static constexpr bool kAvailable = true;
-  static void step(RowAcc& s, const BlockQ6_K& b, const int8_t* a, const int16_t*, float ad,
-                   float) {
-    const float d = half(b.d) * ad;
+struct Direct<TQ6_K> : DirectAvailable {
+  static __m256i lanes(const BlockQ6_K& b, const ScaleParams&, const int8_t* a) {
     const __m256i sc16 =
         _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
     const __m256i sc_half[2] = {_mm256_permute2x128_si256(sc16, sc16, 0x00),
@@ -815,7 +769,7 @@ struct Direct<TQ6_K> {
         sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, scale16));
       }
     }
-    s.acc[0].raw = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(d), s.acc[0].raw);
+    return sum;
   }
 };
 
@@ -845,13 +799,18 @@ HWY_INLINE void dot_rows_direct(const WeightView& w, int64_t r0, const Activatio
     }
     const int16_t* bs = kKMins<T> ? act.bsums + (t * n_blocks + b) * 16 : nullptr;
     const float as = T::kBias == Bias::MinTimesSum ? act.s[t * n_blocks + b] : 0.0f;
-    for (int r = 0; r < NR; ++r) Direct<T>::step(s[r], rows[r][b], a_blocks[b].qs, bs, ad[b], as);
+    for (int r = 0; r < NR; ++r) {
+      typename T::Params p;
+      T::params(rows[r][b], &p);
+      acc_mins<T>(s[r], p, bs, ad[b]);
+      VI G[1];
+      G[0].raw = Direct<T>::lanes(rows[r][b], p, a_blocks[b].qs);
+      acc_block<T>(s[r], G, p, ad[b], as);
+    }
   }
   for (int r = 0; r < NR; ++r) y[t * w.n_out + r0 + r] = acc_finish<T>(s[r]);
 }
 #else
-#undef HEED_QDOT_DIRECT
-#define HEED_QDOT_DIRECT 0
 template <class T>
 struct Direct {
   static constexpr bool kAvailable = false;
@@ -895,7 +854,7 @@ void sweep(const Tile<T>& tile, int64_t nr, const Activations& act, int64_t n_to
   });
 }
 
-#if HEED_QDOT_DIRECT
+#if HEED_QDOT_X86
 // Q4_K / Q5_K prefill on x86: unsigned quants enter pmaddubsw as they are, so the
 // tile keeps bytes (half the int16 tile's traffic) and one scale per 32 elements,
 // and each (row, token, 32 elements) costs pmaddubsw + pmaddwd + add. The integer
@@ -903,36 +862,15 @@ void sweep(const Tile<T>& tile, int64_t nr, const Activations& act, int64_t n_to
 template <class T>
 constexpr bool kByteTile = T::kBias == Bias::Q4K || T::kBias == Bias::Q5K;
 
-template <class T>
-void unpack_k4_bytes(const typename T::W& b, uint8_t* HWY_RESTRICT q, int16_t* HWY_RESTRICT scales,
-                     KMinParams* p) {
-  k4_params(b, p);
-  for (int s = 0; s < 4; ++s) {
-    const uint8_t* qs = b.qs + 32 * s;
-    for (int l = 0; l < 32; ++l) {
-      int lo = qs[l] & 0xF, hi = qs[l] >> 4;
-      if constexpr (T::kBias == Bias::Q5K) {
-        lo |= ((b.qh[l] >> (2 * s)) & 1) << 4;
-        hi |= ((b.qh[l] >> (2 * s + 1)) & 1) << 4;
-      }
-      q[64 * s + l] = static_cast<uint8_t>(lo);
-      q[64 * s + 32 + l] = static_cast<uint8_t>(hi);
-    }
-  }
-  for (int g = 0; g < 8; ++g) scales[g] = p->scales[g];
-}
-
 template <class T, int NR, int NT>
-HWY_INLINE void dot_tile_bytes(const uint8_t* q, const int16_t* scales,
-                               const typename T::Params* params, int64_t i0, const Activations& act,
-                               int64_t t0, int64_t n_in, float* y, int64_t n_out, int64_t r0) {
+HWY_INLINE void dot_tile_bytes(const uint8_t* q, const typename T::Params* params, int64_t i0,
+                               const Activations& act, int64_t t0, int64_t n_in, float* y,
+                               int64_t n_out, int64_t r0) {
   const int64_t n_blocks = n_in / kQK_K;
   const uint8_t* w[NR];
-  const int16_t* sc[NR];
   const typename T::Params* p[NR];
   for (int r = 0; r < NR; ++r) {
     w[r] = q + (i0 + r) * n_in;
-    sc[r] = scales + (i0 + r) * (n_in / 32);
     p[r] = params + (i0 + r) * n_blocks;
   }
   const BlockQ8_K* a[NT];
@@ -955,7 +893,7 @@ HWY_INLINE void dot_tile_bytes(const uint8_t* q, const int16_t* scales,
       __m256i wv[NR], sv[NR];
       for (int r = 0; r < NR; ++r) {
         wv[r] = load32(w[r] + b * kQK_K + 32 * g);
-        sv[r] = _mm256_set1_epi16(sc[r][b * 8 + g]);
+        sv[r] = _mm256_set1_epi16(p[r][b].scales[g]);
       }
       for (int t = 0; t < NT; ++t) {
         const __m256i av = load32(a[t][b].qs + 32 * g);
@@ -976,60 +914,53 @@ HWY_INLINE void dot_tile_bytes(const uint8_t* q, const int16_t* scales,
 
 template <class T>
 constexpr bool kUsesByteTile =
-#if HEED_QDOT_DIRECT
+#if HEED_QDOT_X86
     kByteTile<T>;
 #else
     false;
 #endif
 
 // Unpack a tile of rows once into thread-local scratch (before any dot, so the
-// int16 stores and the vector loads stay apart), then run every token over it.
+// stores and the vector loads stay apart), then run every token over it: bytes
+// for the byte-tile types, int16 values with the scales multiplied in otherwise.
 template <class T>
 void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, float* y,
                 int64_t tile_rows, int64_t tile_begin, int64_t tile_end) {
   const int64_t n_blocks = w.n_in / T::kElems;
-  thread_local std::vector<int16_t> q;
+  using Value = std::conditional_t<kUsesByteTile<T>, uint8_t, int16_t>;
+  thread_local std::vector<Value> q;
   thread_local std::vector<typename T::Params> params;
+  if (q.size() < static_cast<size_t>(tile_rows * w.n_in)) q.resize(tile_rows * w.n_in);
   if (params.size() < static_cast<size_t>(tile_rows * n_blocks))
     params.resize(tile_rows * n_blocks);
-#if HEED_QDOT_DIRECT
-  if constexpr (kByteTile<T>) {
-    thread_local std::vector<uint8_t> qb;
-    thread_local std::vector<int16_t> scales;
-    if (qb.size() < static_cast<size_t>(tile_rows * w.n_in)) qb.resize(tile_rows * w.n_in);
-    if (scales.size() < static_cast<size_t>(tile_rows * w.n_in / 32))
-      scales.resize(tile_rows * w.n_in / 32);
-    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-      const int64_t r0 = tile * tile_rows;
-      const int64_t nr = std::min(tile_rows, w.n_out - r0);
-      for (int64_t i = 0; i < nr; ++i) {
-        const auto* blocks = reinterpret_cast<const typename T::W*>(
-            w.data + static_cast<size_t>(r0 + i) * w.row_stride_bytes);
-        for (int64_t b = 0; b < n_blocks; ++b)
-          unpack_k4_bytes<T>(blocks[b], qb.data() + i * w.n_in + b * kQK_K,
-                             scales.data() + (i * w.n_in + b * kQK_K) / 32,
-                             &params[i * n_blocks + b]);
-      }
-      sweep_tiles<2, 3>(nr, n_tokens, [&]<int R, int U>(int64_t i, int64_t t) {
-        dot_tile_bytes<T, R, U>(qb.data(), scales.data(), params.data(), i, act, t, w.n_in, y,
-                                w.n_out, r0);
-      });
-    }
-    return;
-  }
-#endif
-  if (q.size() < static_cast<size_t>(tile_rows * w.n_in)) q.resize(tile_rows * w.n_in);
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t r0 = tile * tile_rows;
     const int64_t nr = std::min(tile_rows, w.n_out - r0);
     for (int64_t i = 0; i < nr; ++i) {
       const auto* blocks = reinterpret_cast<const typename T::W*>(
           w.data + static_cast<size_t>(r0 + i) * w.row_stride_bytes);
-      for (int64_t b = 0; b < n_blocks; ++b)
-        T::unpack(blocks[b], q.data() + i * w.n_in + b * T::kElems, &params[i * n_blocks + b]);
-      if constexpr (kPairInterleave) interleave_pairs(q.data() + i * w.n_in, w.n_in);
+      Value* row = q.data() + i * w.n_in;
+      typename T::Params* row_params = params.data() + i * n_blocks;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        if constexpr (kUsesByteTile<T>) {
+          T::params(blocks[b], &row_params[b]);
+          T::quants(blocks[b], row + b * T::kElems);
+        } else {
+          T::unpack(blocks[b], row + b * T::kElems, &row_params[b]);
+        }
+      }
+      if constexpr (!kUsesByteTile<T> && kPairInterleave) interleave_pairs(row, w.n_in);
     }
-    sweep<T>(Tile<T>{q.data(), params.data()}, nr, act, n_tokens, w.n_in, y, w.n_out, r0);
+#if HEED_QDOT_X86
+    if constexpr (kUsesByteTile<T>) {
+      sweep_tiles<2, 3>(nr, n_tokens, [&]<int R, int U>(int64_t i, int64_t t) {
+        dot_tile_bytes<T, R, U>(q.data(), params.data(), i, act, t, w.n_in, y, w.n_out, r0);
+      });
+      continue;
+    }
+#endif
+    if constexpr (!kUsesByteTile<T>)
+      sweep<T>(Tile<T>{q.data(), params.data()}, nr, act, n_tokens, w.n_in, y, w.n_out, r0);
   }
 }
 
@@ -1066,11 +997,7 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
     }
   };
   // A prompt's rows are independent: spread them (a decode step stays on one thread).
-  if (n_tokens >= 8) {
-    pool.parallel_for(static_cast<size_t>(n_tokens), 1, rows);
-  } else {
-    rows(0, static_cast<size_t>(n_tokens), 0);
-  }
+  pool.parallel_rows(static_cast<size_t>(n_tokens), rows);
   return {sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
 }
 
@@ -1246,7 +1173,7 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     const bool direct = Direct<T>::kAvailable && n_tokens <= 2;
     const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in,
                                        !direct && !kUsesByteTile<T>, &scratch, pool);
-#if HEED_QDOT_DIRECT
+#if HEED_QDOT_X86
     if constexpr (Direct<T>::kAvailable) {
       if (direct) {
         const int64_t n_tasks = (w.n_out + kDirectRows - 1) / kDirectRows;
@@ -1477,11 +1404,7 @@ void qdot_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y
     for (auto t = static_cast<int64_t>(t_begin); t < static_cast<int64_t>(t_end); ++t)
       quantize_act_row(w.type, x + t * w.n_in, act_rows + t * act_bytes, w.n_in);
   };
-  if (n_tokens >= 8) {
-    pool.parallel_for(static_cast<size_t>(n_tokens), 1, quantize);
-  } else {
-    quantize(0, static_cast<size_t>(n_tokens), 0);
-  }
+  pool.parallel_rows(static_cast<size_t>(n_tokens), quantize);
   HWY_DYNAMIC_DISPATCH(QdotTarget)(w, act_rows, act_bytes, n_tokens, y, pool);
 }
 

@@ -45,23 +45,10 @@ void add_bias_rows(float* y, const float* bias, int64_t rows, int64_t n) {
   for (int64_t t = 0; t < rows; ++t) add_inplace(y + t * n, bias, n);
 }
 
-// Runs body(begin, end) over [0, rows): split over the pool for a prompt, inline
-// for a decode step (a parallel region would cost more than the work).
-template <class Body>
-void for_rows(int64_t rows, ThreadPool& pool, Body&& body) {
-  if (rows >= 8) {
-    pool.parallel_for(static_cast<size_t>(rows), 1, [&](size_t begin, size_t end, int ti) {
-      body(static_cast<int64_t>(begin), static_cast<int64_t>(end), ti);
-    });
-  } else {
-    body(int64_t{0}, rows, 0);
-  }
-}
-
 void norm_rows(const float* x, const float* w, int64_t rows, int64_t n, float eps, float* out,
                ThreadPool& pool) {
-  for_rows(rows, pool, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t) rms_norm(x + t * n, w, n, eps, out + t * n);
+  pool.parallel_rows(static_cast<size_t>(rows), [&](size_t begin, size_t end, int) {
+    for (size_t t = begin; t < end; ++t) rms_norm(x + t * n, w, n, eps, out + t * n);
   });
 }
 
@@ -137,10 +124,10 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     const size_t table = static_cast<size_t>(c.rope.n_rot / 2 + 1);
     if (static_cast<size_t>(pool.size()) * table > ws.rope_cos_.size())
       throw Error("forward: the workspace was made for fewer threads than the pool has");
-    for_rows(n, pool, [&](int64_t begin, int64_t end, int ti) {
+    pool.parallel_rows(static_cast<size_t>(n), [&](size_t begin, size_t end, int ti) {
       float* cos_t = ws.rope_cos_.data() + ti * table;
       float* sin_t = ws.rope_sin_.data() + ti * table;
-      for (int64_t t = begin; t < end; ++t) {
+      for (auto t = static_cast<int64_t>(begin); t < static_cast<int64_t>(end); ++t) {
         rope_angles(c.rope, pos0 + t, cos_t, sin_t);
         rope_apply(c.rope, cos_t, sin_t, q + t * nq, c.n_head, D);
         rope_apply(c.rope, cos_t, sin_t, k + t * nkv, c.n_head_kv, D);
@@ -207,11 +194,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
       else
         geglu_tanh(gate + off, up + off, len, c.gelu_ggml_table, gate + off);
     };
-    if (n >= 8) {
-      pool.parallel_for(static_cast<size_t>(n), 1, activate);
-    } else {
-      activate(0, static_cast<size_t>(n), 0);
-    }
+    pool.parallel_rows(static_cast<size_t>(n), activate);
     float* ffn = ws.ffn_.data();
     matmul(L.w_down, gate, n, ffn, pool, hooks.matmul_mode);
     if (L.post_ffn_norm) norm_rows(ffn, L.post_ffn_norm, n, E, c.norm_eps, ffn, pool);
