@@ -80,7 +80,7 @@ struct KMinParams {
   float d, dmin;
   int16_t mins[16];       // Q2_K: min per 16 elements
   uint8_t scales[8];      // Q4_K / Q5_K: scale per 32 elements
-  int16_t group_mins[8];  // Q4_K / Q5_K: min per 32 elements
+  uint8_t group_mins[8];  // Q4_K / Q5_K: min per 32 elements
 };
 
 // The block's float term besides d_w * d_a * sum(q * a), added the way ggml's
@@ -266,10 +266,9 @@ void k4_params(const Block& b, KMinParams* p) {
   constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kTop2 = 0x03030303;
   const uint32_t sc[2] = {w[0] & kLow6, (w[2] & kLow4) | (((w[0] >> 6) & kTop2) << 4)};
   const uint32_t mn[2] = {w[1] & kLow6, ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kTop2) << 4)};
-  for (int j = 0; j < 8; ++j) {
-    p->scales[j] = static_cast<uint8_t>(sc[j / 4] >> (8 * (j % 4)));
-    p->group_mins[j] = static_cast<int16_t>((mn[j / 4] >> (8 * (j % 4))) & 0xFF);
-  }
+  // Byte j of the word pair is value j (little-endian, as GGUF itself).
+  std::memcpy(p->scales, sc, sizeof(p->scales));
+  std::memcpy(p->group_mins, mn, sizeof(p->group_mins));
 }
 
 // The 256 unscaled quants of a Q4_K / Q5_K block in element order.
@@ -486,17 +485,26 @@ HWY_INLINE void acc_mins(RowAcc& s, const typename T::Params& p, const int16_t* 
                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
     _mm_store_si128(
         reinterpret_cast<__m128i*>(lane),
-        _mm_madd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.group_mins)), pairs));
+        _mm_madd_epi16(
+            _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.group_mins))),
+            pairs));
 #else
-    const int16_t* m = p.group_mins;
+    const uint8_t* m = p.group_mins;
     for (int k = 0; k < 4; ++k)
       lane[k] =
           m[2 * k] * (bs[4 * k] + bs[4 * k + 1]) + m[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
 #endif
     const float dmin = -(p.dmin * ad);
     if constexpr (T::kBias == Bias::Q4K) {
+#if HEED_QDOT_X86  // one fused multiply-add per lane, as std::fma below
+      _mm_storeu_ps(s.acc_m,
+                    _mm_fmadd_ps(_mm_set1_ps(dmin),
+                                 _mm_cvtepi32_ps(_mm_load_si128(reinterpret_cast<__m128i*>(lane))),
+                                 _mm_loadu_ps(s.acc_m)));
+#else
       for (int k = 0; k < 4; ++k)
         s.acc_m[k] = std::fma(dmin, static_cast<float>(lane[k]), s.acc_m[k]);
+#endif
     } else {
       s.summs =
           std::fma(dmin, static_cast<float>((lane[0] + lane[1]) + (lane[2] + lane[3])), s.summs);
