@@ -367,6 +367,8 @@ struct Activations {
   const int16_t* bsums;  // Q8_K: [n_tokens][n_blocks][16]
   const uint8_t* raw;    // the quantized rows themselves (direct kernels)
   size_t raw_row_bytes;
+  const uint8_t* paired = nullptr;      // byte tiles: [n_tokens][n_in] quants in pair order
+  const int16_t* bsum_pairs = nullptr;  // byte tiles: [n_tokens][n_blocks][8]
 };
 
 // An unpacked tile of weight rows: int16 values [rows][n_in] and block params.
@@ -456,14 +458,47 @@ HWY_INLINE void min_pairs(const int16_t* m, const int16_t* bs, int32_t* HWY_REST
 struct RowAcc {
   VF acc[kLaneVecs];
   float summs;
+#if HEED_QDOT_X86
+  __m128 acc_m;  // in a register, as ggml keeps it
+#else
   float acc_m[4];
+#endif
 };
 
 HWY_INLINE void acc_init(RowAcc& s) {
   for (int i = 0; i < kLaneVecs; ++i) s.acc[i] = hn::Zero(DF());
   s.summs = 0.0f;
+#if HEED_QDOT_X86
+  s.acc_m = _mm_setzero_ps();
+#else
   for (float& m : s.acc_m) m = 0.0f;
+#endif
 }
+
+#if HEED_QDOT_X86
+// Q4_K / Q5_K min terms on x86, as ggml's AVX2 kernels: the activation bsums
+// summed in pairs (once per token and block), then lane k = m[2k] pair[2k] +
+// m[2k+1] pair[2k+1] by pmaddwd with the group mins.
+HWY_INLINE __m128i bsum_pairs(const int16_t* bs) {
+  return _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
+                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
+}
+HWY_INLINE __m128i k4_min_lanes(const uint8_t* group_mins, __m128i pairs) {
+  return _mm_madd_epi16(
+      _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(group_mins))), pairs);
+}
+// dmin = -(d_a * dmin_w); Q4_K: one fused multiply-add per lane, Q5_K: a scalar sum.
+template <class T>
+HWY_INLINE void acc_k4_min_lanes(RowAcc& s, __m128i lanes, float dmin) {
+  if constexpr (T::kBias == Bias::Q4K) {
+    s.acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(lanes), s.acc_m);
+  } else {
+    HWY_ALIGN int32_t l[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(l), lanes);
+    s.summs = std::fma(dmin, static_cast<float>((l[0] + l[1]) + (l[2] + l[3])), s.summs);
+  }
+}
+#endif
 
 // K-quant min terms of block b, taken before the block's dot as ggml does (a
 // no-op for the other types).
@@ -478,37 +513,24 @@ HWY_INLINE void acc_mins(RowAcc& s, const typename T::Params& p, const int16_t* 
       s.acc[i] = hn::MulAdd(hn::ConvertTo(df, hn::Load(d32, mp + i * kN32)),
                             hn::Set(df, -(p.dmin * ad)), s.acc[i]);
   } else if constexpr (T::kBias == Bias::Q4K || T::kBias == Bias::Q5K) {
-    // Lane k: groups 2k and 2k + 1, each min times its two 16-element bsums.
-    HWY_ALIGN int32_t lane[4];
-#if HEED_QDOT_X86  // as ggml's AVX2 kernels: bsums summed in pairs, madd with the mins
-    const __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bs)),
-                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(bs + 8)));
-    _mm_store_si128(
-        reinterpret_cast<__m128i*>(lane),
-        _mm_madd_epi16(
-            _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.group_mins))),
-            pairs));
+    const float dmin = -(p.dmin * ad);
+#if HEED_QDOT_X86
+    acc_k4_min_lanes<T>(s, k4_min_lanes(p.group_mins, bsum_pairs(bs)), dmin);
 #else
+    // Lane k: groups 2k and 2k + 1, each min times its two 16-element bsums.
     const uint8_t* m = p.group_mins;
+    int32_t lane[4];
     for (int k = 0; k < 4; ++k)
       lane[k] =
           m[2 * k] * (bs[4 * k] + bs[4 * k + 1]) + m[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
-#endif
-    const float dmin = -(p.dmin * ad);
     if constexpr (T::kBias == Bias::Q4K) {
-#if HEED_QDOT_X86  // one fused multiply-add per lane, as std::fma below
-      _mm_storeu_ps(s.acc_m,
-                    _mm_fmadd_ps(_mm_set1_ps(dmin),
-                                 _mm_cvtepi32_ps(_mm_load_si128(reinterpret_cast<__m128i*>(lane))),
-                                 _mm_loadu_ps(s.acc_m)));
-#else
       for (int k = 0; k < 4; ++k)
         s.acc_m[k] = std::fma(dmin, static_cast<float>(lane[k]), s.acc_m[k]);
-#endif
     } else {
       s.summs =
           std::fma(dmin, static_cast<float>((lane[0] + lane[1]) + (lane[2] + lane[3])), s.summs);
     }
+#endif
   }
 }
 
@@ -527,7 +549,13 @@ template <class T>
 HWY_INLINE float acc_finish(const RowAcc& s) {
   float v = hsum8(s.acc);
   if constexpr (T::kBias == Bias::Q4K) {
-    v += (s.acc_m[0] + s.acc_m[2]) + (s.acc_m[1] + s.acc_m[3]);
+#if HEED_QDOT_X86
+    HWY_ALIGN float m[4];
+    _mm_store_ps(m, s.acc_m);
+#else
+    const float* m = s.acc_m;
+#endif
+    v += (m[0] + m[2]) + (m[1] + m[3]);
   } else if constexpr (T::kBias == Bias::MinTimesSum || T::kBias == Bias::Q5K) {
     v += s.summs;
   }
@@ -626,6 +654,25 @@ HWY_INLINE __m256i dot_s8(__m256i w, __m256i a, __m256i scale16) {
 }
 HWY_INLINE __m256i ones16() {
   return _mm256_set1_epi16(1);
+}
+// Pair order of the 64 bytes of a group pair (g, h) (32 elements each): v1
+// alternates the byte pairs 2k of g and h, v2 their byte pairs 2k + 1. Both
+// sides of a dot in this order make pmaddubsw(v1) + pmaddubsw(v2) hold, in int16
+// lanes 2k and 2k + 1, the four products w[4k..4k+3] a[4k..4k+3] of g and of h:
+// one pmaddwd with the scale pair (s_g, s_h) then gives ggml's lane k for both
+// groups, so three multiply uops do the work of four with the same integers.
+HWY_INLINE void pair_order(__m256i g, __m256i h, __m256i* v1, __m256i* v2) {
+  *v1 = _mm256_blend_epi16(g, _mm256_slli_epi32(h, 16), 0xAA);
+  *v2 = _mm256_blend_epi16(_mm256_srli_epi32(g, 16), h, 0xAA);
+}
+// The same for a 256-element block in place: group pairs (0,1), (2,3), ...
+HWY_INLINE void pair_order_block(const uint8_t* in, uint8_t* out) {
+  for (int j = 0; j < kQK_K / 64; ++j) {
+    __m256i v1, v2;
+    pair_order(load32(in + 64 * j), load32(in + 64 * j + 32), &v1, &v2);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 64 * j), v1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 64 * j + 32), v2);
+  }
 }
 // Bytes 0..15: low nibbles of qs[0..15]; bytes 16..31: their high nibbles.
 HWY_INLINE __m256i nibbles32(const uint8_t* qs) {
@@ -864,11 +911,20 @@ void sweep(const Tile<T>& tile, int64_t nr, const Activations& act, int64_t n_to
 
 #if HEED_QDOT_X86
 // Q4_K / Q5_K prefill on x86: unsigned quants enter pmaddubsw as they are, so the
-// tile keeps bytes (half the int16 tile's traffic) and one scale per 32 elements,
-// and each (row, token, 32 elements) costs pmaddubsw + pmaddwd + add. The integer
-// lanes are the int16 path's, so the bits are too.
+// tile keeps bytes (half the int16 tile's traffic), in pair order on both sides
+// (see pair_order), and a (row, token, group pair) costs two pmaddubsw, one
+// pmaddwd and two adds. The integer lanes are ggml's, so the bits are too.
 template <class T>
 constexpr bool kByteTile = T::kBias == Bias::Q4K || T::kBias == Bias::Q5K;
+
+// Int16 lanes (s_2j, s_2j+1) repeated, from the block's 8 scales widened to int16 in
+// both halves.
+HWY_INLINE __m256i scale_pair(__m256i sc16, int j) {
+  const int lo = 4 * j;  // byte offset of s_2j
+  const __m128i m = _mm_setr_epi8(lo, lo + 1, lo + 2, lo + 3, lo, lo + 1, lo + 2, lo + 3, lo,
+                                  lo + 1, lo + 2, lo + 3, lo, lo + 1, lo + 2, lo + 3);
+  return _mm256_shuffle_epi8(sc16, _mm256_set_m128i(m, m));
+}
 
 template <class T, int NR, int NT>
 HWY_INLINE void dot_tile_bytes(const uint8_t* q, const typename T::Params* params, int64_t i0,
@@ -881,31 +937,45 @@ HWY_INLINE void dot_tile_bytes(const uint8_t* q, const typename T::Params* param
     w[r] = q + (i0 + r) * n_in;
     p[r] = params + (i0 + r) * n_blocks;
   }
-  const BlockQ8_K* a[NT];
+  const uint8_t* a[NT];
   const float* ad[NT];
   for (int t = 0; t < NT; ++t) {
-    a[t] = reinterpret_cast<const BlockQ8_K*>(act.raw + (t0 + t) * act.raw_row_bytes);
+    a[t] = act.paired + (t0 + t) * n_in;
     ad[t] = act.d + (t0 + t) * n_blocks;
   }
   RowAcc s[NR][NT];
   for (int r = 0; r < NR; ++r)
     for (int t = 0; t < NT; ++t) acc_init(s[r][t]);
   for (int64_t b = 0; b < n_blocks; ++b) {
+    for (int t = 0; t < NT; ++t) {
+      const __m128i pairs = _mm_loadu_si128(
+          reinterpret_cast<const __m128i*>(act.bsum_pairs + ((t0 + t) * n_blocks + b) * 8));
+      for (int r = 0; r < NR; ++r)
+        acc_k4_min_lanes<T>(s[r][t], k4_min_lanes(p[r][b].group_mins, pairs),
+                            -(p[r][b].dmin * ad[t][b]));
+    }
+    __m256i sc16[NR];
     for (int r = 0; r < NR; ++r)
-      for (int t = 0; t < NT; ++t)
-        acc_mins<T>(s[r][t], p[r][b], act.bsums + ((t0 + t) * n_blocks + b) * 16, ad[t][b]);
+      sc16[r] = _mm256_broadcastsi128_si256(
+          _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p[r][b].scales))));
     __m256i P[NR][NT];
     for (int r = 0; r < NR; ++r)
       for (int t = 0; t < NT; ++t) P[r][t] = _mm256_setzero_si256();
-    for (int g = 0; g < 8; ++g) {
-      __m256i wv[NR], sv[NR];
+    for (int j = 0; j < kQK_K / 64; ++j) {
+      const int64_t e = b * kQK_K + 64 * j;
+      __m256i w1[NR], w2[NR], sv[NR];
       for (int r = 0; r < NR; ++r) {
-        wv[r] = load32(w[r] + b * kQK_K + 32 * g);
-        sv[r] = _mm256_set1_epi16(p[r][b].scales[g]);
+        w1[r] = load32(w[r] + e);
+        w2[r] = load32(w[r] + e + 32);
+        sv[r] = scale_pair(sc16[r], j);
       }
       for (int t = 0; t < NT; ++t) {
-        const __m256i av = load32(a[t][b].qs + 32 * g);
-        for (int r = 0; r < NR; ++r) P[r][t] = _mm256_add_epi32(P[r][t], dot_u8(wv[r], av, sv[r]));
+        const __m256i a1 = load32(a[t] + e), a2 = load32(a[t] + e + 32);
+        for (int r = 0; r < NR; ++r)
+          P[r][t] = _mm256_add_epi32(
+              P[r][t], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(w1[r], a1),
+                                                          _mm256_maddubs_epi16(w2[r], a2)),
+                                         sv[r]));
       }
     }
     for (int r = 0; r < NR; ++r)
@@ -951,8 +1021,12 @@ void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, f
       typename T::Params* row_params = params.data() + i * n_blocks;
       for (int64_t b = 0; b < n_blocks; ++b) {
         if constexpr (kUsesByteTile<T>) {
+#if HEED_QDOT_X86
           T::params(blocks[b], &row_params[b]);
-          T::quants(blocks[b], row + b * T::kElems);
+          HWY_ALIGN uint8_t quants[kQK_K];
+          T::quants(blocks[b], quants);
+          pair_order_block(quants, row + b * T::kElems);
+#endif
         } else {
           T::unpack(blocks[b], row + b * T::kElems, &row_params[b]);
         }
@@ -975,19 +1049,27 @@ void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, f
 // Widens the activation quants to int16 and their scales (and Q8_1 sums, Q8_K
 // bsums) to float / contiguous arrays, once per call.
 struct ActScratch {
-  std::vector<int16_t> q, bsums;
+  std::vector<int16_t> q, bsums, bsum_pairs;
   std::vector<float> d, s;
+  std::vector<uint8_t> paired;
 };
+
+// How a matmul call reads its activations besides the raw blocks.
+enum class ActLayout { Raw, Widened, Paired };
 
 template <class T>
 Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, int64_t n_in,
-                    bool widen, ActScratch* sc, ThreadPool& pool) {
+                    ActLayout layout, ActScratch* sc, ThreadPool& pool) {
   using Act = typename T::Act::Block;
   const int64_t n_blocks = n_in / T::kElems;
   const auto grow = [](auto& v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
   };
+  const bool widen = layout == ActLayout::Widened;
+  const bool paired = HEED_QDOT_X86 && kKMins<T> && layout == ActLayout::Paired;
   if (widen) grow(sc->q, n_tokens * n_in);
+  if (paired) grow(sc->paired, n_tokens * n_in);
+  if (paired) grow(sc->bsum_pairs, n_tokens * n_blocks * 8);
   grow(sc->d, n_tokens * n_blocks);
   if constexpr (T::kBias == Bias::MinTimesSum) grow(sc->s, n_tokens * n_blocks);
   if constexpr (kKMins<T>) grow(sc->bsums, n_tokens * n_blocks * 16);
@@ -998,7 +1080,17 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
         const int64_t i = t * n_blocks + b;
         sc->d[i] = T::Act::d(a[b]);
         if constexpr (T::kBias == Bias::MinTimesSum) sc->s[i] = half(a[b].s);
-        if constexpr (kKMins<T>) std::copy(a[b].bsums, a[b].bsums + 16, sc->bsums.data() + i * 16);
+        if constexpr (kKMins<T>) {
+          std::copy(a[b].bsums, a[b].bsums + 16, sc->bsums.data() + i * 16);
+#if HEED_QDOT_X86
+          if (paired) {
+            pair_order_block(reinterpret_cast<const uint8_t*>(a[b].qs),
+                             sc->paired.data() + t * n_in + b * T::kElems);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(sc->bsum_pairs.data() + i * 8),
+                             bsum_pairs(a[b].bsums));
+          }
+#endif
+        }
         if (widen) std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
       }
       if (widen && kPairInterleave) interleave_pairs(sc->q.data() + t * n_in, n_in);
@@ -1006,7 +1098,12 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
   };
   // A prompt's rows are independent: spread them (a decode step stays on one thread).
   pool.parallel_rows(static_cast<size_t>(n_tokens), rows);
-  return {sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
+  Activations act{sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
+  if (paired) {
+    act.paired = sc->paired.data();
+    act.bsum_pairs = sc->bsum_pairs.data();
+  }
+  return act;
 }
 
 template <class Fn>
@@ -1179,8 +1276,10 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     thread_local ActScratch scratch;
     // Decode (a few tokens) reads each weight once per token anyway: no tile to amortise.
     const bool direct = Direct<T>::kAvailable && n_tokens <= 2;
-    const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in,
-                                       !direct && !kUsesByteTile<T>, &scratch, pool);
+    const ActLayout layout = direct             ? ActLayout::Raw
+                             : kUsesByteTile<T> ? ActLayout::Paired
+                                                : ActLayout::Widened;
+    const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, layout, &scratch, pool);
 #if HEED_QDOT_X86
     if constexpr (Direct<T>::kAvailable) {
       if (direct) {
