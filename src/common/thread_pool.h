@@ -55,6 +55,29 @@ class ThreadPool {
     });
   }
 
+  // Like parallel_for, but threads claim chunks of `grain` items in turn from a
+  // shared counter until none are left, for compute-bound work whose items may
+  // take unequal time on the two cores of a VM. (Streaming work, such as
+  // decode, is better served by parallel_for's one contiguous range per thread.)
+  // fn(begin, end, thread_index) runs once per chunk.
+  template <typename Fn>
+  void parallel_chunks(size_t n, size_t grain, Fn&& fn) {
+    if (n == 0) return;
+    grain = grain > 0 ? grain : 1;
+    if (n_threads_ <= 1 || n <= grain) {
+      for (size_t begin = 0; begin < n; begin += grain) fn(begin, std::min(n, begin + grain), 0);
+      return;
+    }
+    std::atomic<size_t> next{0};
+    run([&](int ti) {
+      for (;;) {
+        const size_t begin = next.fetch_add(grain, std::memory_order_relaxed);
+        if (begin >= n) return;
+        fn(begin, std::min(n, begin + grain), ti);
+      }
+    });
+  }
+
   // parallel_for over rows, or fn(0, n, 0) inline below kMinParallelRows: for
   // row-wise work (norms, activation quantization) that pays for a parallel
   // region in a prompt but not in a decode step.

@@ -288,7 +288,7 @@ void MatmulTarget(const WeightView& w, const float* x, int64_t n_tokens, float* 
     const int64_t row_bytes_f32 = w.n_in * static_cast<int64_t>(sizeof(float));
     const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / row_bytes_f32 / 4 * 4, 4, 64);
     const int64_t n_tiles = (w.n_out + tile_rows - 1) / tile_rows;
-    pool.parallel_for(static_cast<size_t>(n_tiles), 1, [&](size_t begin, size_t end, int) {
+    pool.parallel_chunks(static_cast<size_t>(n_tiles), 1, [&](size_t begin, size_t end, int) {
       gemm_tiles<Dec>(w, x, n_tokens, y, tile_rows, static_cast<int64_t>(begin),
                       static_cast<int64_t>(end));
     });

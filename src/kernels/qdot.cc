@@ -1297,11 +1297,12 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     const int64_t tile_rows =
         n_tokens == 1 ? 4 : std::clamp<int64_t>(kTileBytes / row_bytes_i16 / 4 * 4, 4, 64);
     const int64_t n_tiles = (w.n_out + tile_rows - 1) / tile_rows;
-    pool.parallel_for(static_cast<size_t>(n_tiles), n_tokens == 1 ? 4 : 1,
-                      [&](size_t begin, size_t end, int) {
-                        gemm_tiles<T>(w, act, n_tokens, y, tile_rows, static_cast<int64_t>(begin),
-                                      static_cast<int64_t>(end));
-                      });
+    // Tiles are compute-bound: claimed in turn, they keep both cores busy to the end.
+    pool.parallel_chunks(static_cast<size_t>(n_tiles), n_tokens == 1 ? 4 : 1,
+                         [&](size_t begin, size_t end, int) {
+                           gemm_tiles<T>(w, act, n_tokens, y, tile_rows,
+                                         static_cast<int64_t>(begin), static_cast<int64_t>(end));
+                         });
   });
 }
 
