@@ -12,6 +12,8 @@
 #define HWY_TARGET_INCLUDE "kernels/attention.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+// After highway.h, once per target (clang-format: keep this block apart).
+#include "hwy/contrib/math/math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace heed {
@@ -96,6 +98,68 @@ HWY_INLINE void Axpy(float p, const float* HWY_RESTRICT x, float* HWY_RESTRICT y
   for (; i < n; ++i) y[i] += p * x[i];
 }
 
+// s[j] = s[j] * scale (+ bias[j] for j < biased_end) over [first, last]; returns the max.
+HWY_INLINE float ScaleBiasMax(float* HWY_RESTRICT s, int64_t first, int64_t last, float scale,
+                              const float* HWY_RESTRICT bias, int64_t biased_end) {
+  const hn::ScalableTag<float> d;
+  const auto N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vscale = hn::Set(d, scale);
+  auto vmax = hn::Set(d, -std::numeric_limits<float>::infinity());
+  float max_s = -std::numeric_limits<float>::infinity();
+  const int64_t end = last + 1;
+  const int64_t b_end = bias ? std::min(biased_end, end) : first;
+  int64_t j = first;
+  for (; j + N <= b_end; j += N) {
+    const auto v = hn::Mul(hn::LoadU(d, s + j), vscale);
+    const auto vb = hn::Add(v, hn::LoadU(d, bias + j));
+    hn::StoreU(vb, d, s + j);
+    vmax = hn::Max(vmax, vb);
+  }
+  for (; j < b_end; ++j) {
+    s[j] = s[j] * scale + bias[j];
+    max_s = std::max(max_s, s[j]);
+  }
+  for (; j + N <= end; j += N) {
+    const auto v = hn::Mul(hn::LoadU(d, s + j), vscale);
+    hn::StoreU(v, d, s + j);
+    vmax = hn::Max(vmax, v);
+  }
+  for (; j < end; ++j) {
+    s[j] *= scale;
+    max_s = std::max(max_s, s[j]);
+  }
+  return std::max(max_s, hn::GetLane(hn::MaxOfLanes(d, vmax)));
+}
+
+// s[j] = exp(s[j] - max_s) over [first, last]; returns their sum, each vector's
+// lanes summed in float and added in double as ggml's soft_max does.
+HWY_INLINE double ExpSum(float* HWY_RESTRICT s, int64_t first, int64_t last, float max_s) {
+  const hn::ScalableTag<float> d;
+  const auto N = static_cast<int64_t>(hn::Lanes(d));
+  const auto vmax = hn::Set(d, max_s);
+  double sum = 0.0;
+  int64_t j = first;
+  for (; j + N <= last + 1; j += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, s + j), vmax));
+    hn::StoreU(e, d, s + j);
+    sum += static_cast<double>(hn::GetLane(hn::SumOfLanes(d, e)));
+  }
+  for (; j <= last; ++j) {
+    s[j] = std::exp(s[j] - max_s);
+    sum += s[j];
+  }
+  return sum;
+}
+
+HWY_INLINE void Scale(float* HWY_RESTRICT s, int64_t first, int64_t last, float k) {
+  const hn::ScalableTag<float> d;
+  const auto N = static_cast<int64_t>(hn::Lanes(d));
+  int64_t j = first;
+  for (; j + N <= last + 1; j += N)
+    hn::StoreU(hn::Mul(hn::LoadU(d, s + j), hn::Set(d, k)), d, s + j);
+  for (; j <= last; ++j) s[j] *= k;
+}
+
 void AttentionTarget(const AttentionShape& shape, const float* q, int64_t n_query, int64_t pos0,
                      const KVView& kv, const KeyBias* bias, TraceValues* trace,
                      AttentionScratch& scratch, float* out, ThreadPool& pool) {
@@ -123,28 +187,19 @@ void AttentionTarget(const AttentionShape& shape, const float* q, int64_t n_quer
       const bool use_bias = bias && bias->values && (!bias->head_enabled || bias->head_enabled[h]);
       const int64_t n_biased = use_bias ? std::min(last + 1, bias->n_values) : 0;
 
-      float max_s = -std::numeric_limits<float>::infinity();
       const float* kh = kv.k + hk * D;
       KeyDots(qv, kh, kv_stride, D, first, last, scores);
-      for (int64_t j = first; j <= last; ++j) {
-        float s = scores[j];
-        if (shape.softcap > 0.0f) s = shape.softcap * std::tanh(s / shape.softcap);
-        s *= shape.kq_scale;
-        if (j < n_biased) s += bias->values[j];  // after scale and softcap, before softmax
-        scores[j] = s;
-        max_s = std::max(max_s, s);
-      }
-      double sum = 0.0;  // ggml sums the exponentials in double
-      for (int64_t j = first; j <= last; ++j) {
-        const float e = std::exp(scores[j] - max_s);
-        scores[j] = e;
-        sum += e;
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-
+      if (shape.softcap > 0.0f)
+        for (int64_t j = first; j <= last; ++j)
+          scores[j] = shape.softcap * std::tanh(scores[j] / shape.softcap);
+      // Scale, then the bias (after scale and softcap, before softmax).
+      const float max_s =
+          ScaleBiasMax(scores, first, last, shape.kq_scale,
+                       n_biased > first ? bias->values : nullptr, std::max(first, n_biased));
+      const float inv = static_cast<float>(1.0 / ExpSum(scores, first, last, max_s));
       float* o = out + (qi * H + h) * D;
       const float* vh = kv.v + hk * D;
-      for (int64_t j = first; j <= last; ++j) scores[j] *= inv;
+      Scale(scores, first, last, inv);
       const hn::ScalableTag<float> df;
       const int block = 8 * static_cast<int>(hn::Lanes(df));  // columns kept in registers
       int col = 0;
