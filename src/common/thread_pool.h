@@ -55,26 +55,40 @@ class ThreadPool {
     });
   }
 
-  // Like parallel_for, but threads claim chunks of `grain` items in turn from a
-  // shared counter until none are left, for compute-bound work whose items may
-  // take unequal time on the two cores of a VM. (Streaming work, such as
-  // decode, is better served by parallel_for's one contiguous range per thread.)
-  // fn(begin, end, thread_index) runs once per chunk.
+  // Like parallel_for, but balanced: each thread runs its own contiguous range
+  // in chunks of `grain` items from the front, so that in a quiet machine its
+  // reads stay one sequential stream, and a thread that runs out takes chunks
+  // from the back of the others' ranges. When another process takes a core for
+  // a while (a VM, a build), the thread left running finishes the region
+  // instead of waiting for the descheduled one. fn(begin, end, thread_index)
+  // runs once per chunk.
   template <typename Fn>
   void parallel_chunks(size_t n, size_t grain, Fn&& fn) {
     if (n == 0) return;
     grain = grain > 0 ? grain : 1;
-    if (n_threads_ <= 1 || n <= grain) {
-      for (size_t begin = 0; begin < n; begin += grain) fn(begin, std::min(n, begin + grain), 0);
+    const size_t n_chunks = (n + grain - 1) / grain;
+    const auto chunk = [&](size_t c, int ti) { fn(c * grain, std::min(n, (c + 1) * grain), ti); };
+    const size_t t = std::min({static_cast<size_t>(n_threads_), n_chunks, kMaxStealThreads});
+    if (t <= 1 || n_chunks >> 32 != 0) {  // chunk indices are 32-bit halves of a word
+      if (t <= 1) {
+        for (size_t c = 0; c < n_chunks; ++c) chunk(c, 0);
+      } else {
+        parallel_for(n, grain, fn);
+      }
       return;
     }
-    std::atomic<size_t> next{0};
+    // Range i is chunks [front, back) of one word (front low, back high), so
+    // that the owner's and a thief's claims never overlap.
+    StealRange ranges[kMaxStealThreads];
+    const size_t per = (n_chunks + t - 1) / t;
+    for (size_t i = 0; i < t; ++i)
+      ranges[i].init(std::min(n_chunks, i * per), std::min(n_chunks, (i + 1) * per));
     run([&](int ti) {
-      for (;;) {
-        const size_t begin = next.fetch_add(grain, std::memory_order_relaxed);
-        if (begin >= n) return;
-        fn(begin, std::min(n, begin + grain), ti);
-      }
+      const auto self = static_cast<size_t>(ti);
+      if (self >= t) return;
+      for (size_t c; ranges[self].take_front(&c);) chunk(c, ti);
+      for (size_t k = 1; k < t; ++k)
+        for (size_t c; ranges[(self + k) % t].take_back(&c);) chunk(c, ti);
     });
   }
 
@@ -92,6 +106,28 @@ class ThreadPool {
   }
 
  private:
+  static constexpr size_t kMaxStealThreads = 64;
+  struct alignas(64) StealRange {  // one cache line each: owners do not contend
+    std::atomic<uint64_t> word{0};
+    void init(size_t front, size_t back) {
+      word.store(front | (static_cast<uint64_t>(back) << 32), std::memory_order_relaxed);
+    }
+    bool take_front(size_t* c) { return take(c, true); }
+    bool take_back(size_t* c) { return take(c, false); }
+    bool take(size_t* c, bool front_end) {
+      uint64_t w = word.load(std::memory_order_relaxed);
+      for (;;) {
+        const uint64_t front = w & 0xffffffffu, back = w >> 32;
+        if (front >= back) return false;
+        const uint64_t next = front_end ? (front + 1) | (back << 32) : front | ((back - 1) << 32);
+        if (word.compare_exchange_weak(w, next, std::memory_order_relaxed)) {
+          *c = static_cast<size_t>(front_end ? front : back - 1);
+          return true;
+        }
+      }
+    }
+  };
+
   void worker_loop(int index);
   void run_raw(void (*call)(void*, int), void* ctx);
 

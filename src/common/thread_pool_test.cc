@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 #include <vector>
 
 namespace heed {
@@ -27,6 +28,27 @@ TEST(ThreadPool, ParallelChunksCoversEveryItemOnce) {
   for (int threads : {1, 2, 3})
     for (size_t n : {0, 1, 7, 64, 1000})
       for (size_t grain : {0, 1, 4, 2000}) expect_each_item_once(threads, n, grain);
+}
+
+// A thread that is held up leaves its chunks to the others: with thread 1 stuck
+// until thread 0 has run every chunk of its own range and some of thread 1's,
+// the region still completes, each item once.
+TEST(ThreadPool, ParallelChunksLetsAFreeThreadTakeOverAStalledRange) {
+  ThreadPool pool(2);
+  constexpr size_t n = 64;
+  std::vector<std::atomic<int>> seen(n);
+  std::atomic<int> by_zero_in_second_half{0};
+  std::atomic<bool> release{false};
+  pool.parallel_chunks(n, 1, [&](size_t begin, size_t, int ti) {
+    if (ti == 1) {
+      while (!release.load()) std::this_thread::yield();
+    } else if (begin >= n / 2 && by_zero_in_second_half.fetch_add(1) == 3) {
+      release = true;  // thread 0 has taken four chunks of thread 1's half
+    }
+    seen[begin].fetch_add(1);
+  });
+  EXPECT_GE(by_zero_in_second_half.load(), 4);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(seen[i].load(), 1) << i;
 }
 
 TEST(ThreadPool, ParallelForGivesOneContiguousRangePerThread) {

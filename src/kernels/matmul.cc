@@ -280,7 +280,7 @@ void MatmulTarget(const WeightView& w, const float* x, int64_t n_tokens, float* 
   with_decoder(w.type, [&](auto decoder) {
     using Dec = decltype(decoder);
     if (n_tokens == 1) {
-      pool.parallel_for(static_cast<size_t>(w.n_out), 16, [&](size_t begin, size_t end, int) {
+      pool.parallel_chunks(static_cast<size_t>(w.n_out), 16, [&](size_t begin, size_t end, int) {
         gemv_rows<Dec>(w, x, y, static_cast<int64_t>(begin), static_cast<int64_t>(end));
       });
       return;

@@ -1184,7 +1184,7 @@ void HalfDecodeTarget(const WeightView& w, const float* x, int64_t n_tokens, flo
                       ThreadPool& pool) {
   constexpr int64_t kRowsPerTask = 16;
   const int64_t n_tasks = (w.n_out + kRowsPerTask - 1) / kRowsPerTask;
-  pool.parallel_for(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
+  pool.parallel_chunks(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
     const int64_t r_end = std::min<int64_t>(w.n_out, static_cast<int64_t>(end) * kRowsPerTask);
     for (int64_t t = 0; t < n_tokens; ++t) {
       int64_t r = static_cast<int64_t>(begin) * kRowsPerTask;
@@ -1282,7 +1282,7 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     if constexpr (Direct<T>::kAvailable) {
       if (direct) {
         const int64_t n_tasks = (w.n_out + kDirectRows - 1) / kDirectRows;
-        pool.parallel_for(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
+        pool.parallel_chunks(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
           const int64_t r_end = std::min<int64_t>(w.n_out, static_cast<int64_t>(end) * kDirectRows);
           for (int64_t t = 0; t < n_tokens; ++t) {
             for (int64_t r = static_cast<int64_t>(begin) * kDirectRows; r < r_end; ++r)
@@ -1297,7 +1297,6 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     const int64_t tile_rows =
         n_tokens == 1 ? 4 : std::clamp<int64_t>(kTileBytes / row_bytes_i16 / 4 * 4, 4, 64);
     const int64_t n_tiles = (w.n_out + tile_rows - 1) / tile_rows;
-    // Tiles are compute-bound: claimed in turn, they keep both cores busy to the end.
     pool.parallel_chunks(static_cast<size_t>(n_tiles), n_tokens == 1 ? 4 : 1,
                          [&](size_t begin, size_t end, int) {
                            gemm_tiles<T>(w, act, n_tokens, y, tile_rows,
