@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/aligned.h"
 #include "heed/error.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
@@ -251,7 +252,7 @@ void sweep_tile(const float* const* rows, int64_t nr, const float* x, int64_t n_
 template <class Dec>
 void gemm_tiles(const WeightView& w, const float* x, int64_t n_tokens, float* y, int64_t tile_rows,
                 int64_t tile_begin, int64_t tile_end) {
-  thread_local std::vector<float> scratch;
+  thread_local AlignedVector<float> scratch;
   const int64_t n_in = w.n_in;
   if (scratch.size() < static_cast<size_t>(tile_rows * n_in)) scratch.resize(tile_rows * n_in);
   thread_local std::vector<const float*> rows;

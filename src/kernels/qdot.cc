@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/aligned.h"
 #include "heed/error.h"
 #include "kernels/fp16.h"
 
@@ -1004,7 +1005,7 @@ void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, f
                 int64_t tile_rows, int64_t tile_begin, int64_t tile_end) {
   const int64_t n_blocks = w.n_in / T::kElems;
   using Value = std::conditional_t<kUsesByteTile<T>, uint8_t, int16_t>;
-  thread_local std::vector<Value> q;
+  thread_local AlignedVector<Value> q;
   thread_local std::vector<typename T::Params> params;
   if (q.size() < static_cast<size_t>(tile_rows * w.n_in)) q.resize(tile_rows * w.n_in);
   if (params.size() < static_cast<size_t>(tile_rows * n_blocks))
@@ -1047,9 +1048,9 @@ void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, f
 // Widens the activation quants to int16 and their scales (and Q8_1 sums, Q8_K
 // bsums) to float / contiguous arrays, once per call.
 struct ActScratch {
-  std::vector<int16_t> q, bsums, bsum_pairs;
-  std::vector<float> d, s;
-  std::vector<uint8_t> paired;
+  AlignedVector<int16_t> q, bsums, bsum_pairs;
+  AlignedVector<float> d, s;
+  AlignedVector<uint8_t> paired;
 };
 
 // How a matmul call reads its activations besides the raw blocks.
@@ -1488,7 +1489,7 @@ void qdot_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y
   if (at == DType::F16 || at == DType::BF16) {
     // Half-precision activations widen exactly to f32, so the float kernel on the
     // rounded activations is ggml's f16/bf16 dot (f32 accumulation).
-    thread_local std::vector<float> rounded;
+    thread_local AlignedVector<float> rounded;
     const size_t total = static_cast<size_t>(n_tokens * w.n_in);
     if (rounded.size() < total) rounded.resize(total);
     for (size_t i = 0; i < total; ++i)
@@ -1500,7 +1501,7 @@ void qdot_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y
     return matmul(w, rounded.data(), n_tokens, y, pool, MatmulMode::Exact);
   }
   const size_t act_bytes = act_row_bytes(w.type, w.n_in);
-  thread_local std::vector<uint8_t> act;
+  thread_local AlignedVector<uint8_t> act;
   if (act.size() < act_bytes * n_tokens) act.resize(act_bytes * n_tokens);
   // Not `act` inside the lambda: a worker would name its own thread_local buffer.
   uint8_t* const act_rows = act.data();

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "common/aligned.h"
 #include "kernels/attention.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -66,7 +67,7 @@ class Workspace {
                       const ForwardHooks&, LogitsFor, float*, Workspace&, ThreadPool&);
   int64_t max_batch_;
   int max_channels_;
-  std::vector<float> x_, x_in_, xn_, q_, k_, v_, qkv_, attn_, o_, gate_, up_, gate_up_, ffn_,
+  AlignedVector<float> x_, x_in_, xn_, q_, k_, v_, qkv_, attn_, o_, gate_, up_, gate_up_, ffn_,
       logits_tmp_, rope_cos_, rope_sin_, scores_, trace_partial_, trace_out_;
   AttentionScratch scratch_;
 };

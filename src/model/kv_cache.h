@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/aligned.h"
 #include "kernels/attention.h"
 
 namespace heed {
@@ -32,7 +33,7 @@ class KVCache {
   int64_t n_ctx_;
   int64_t row_;
   int64_t n_used_ = 0;
-  std::vector<float> k_, v_;
+  AlignedVector<float> k_, v_;
 };
 
 }  // namespace heed
