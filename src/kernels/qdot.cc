@@ -40,6 +40,13 @@ namespace hn = hwy::HWY_NAMESPACE;
 #else
 #define HEED_QDOT_X86 0
 #endif
+// AVX-512 VNNI (Ice Lake, Zen 4 / 5): the prefill tiles below use full zmm width.
+#undef HEED_QDOT_ZMM
+#if HWY_TARGET == HWY_AVX3_DL
+#define HEED_QDOT_ZMM 1
+#else
+#define HEED_QDOT_ZMM 0
+#endif
 
 // fp16 -> f32 for block scales in the hot loops: one multiply by 2^112 rescales
 // normal and subnormal halves exactly; inf / NaN take the exact slow path.
@@ -374,6 +381,7 @@ struct Activations {
   size_t raw_row_bytes;
   const uint8_t* paired = nullptr;      // byte tiles: [n_tokens][n_in] quants in pair order
   const int16_t* bsum_pairs = nullptr;  // byte tiles: [n_tokens][n_blocks][8]
+  const int32_t* lane_bias = nullptr;   // Q8_0 zmm tiles: [n_tokens][n_blocks][8] (see there)
 };
 
 // An unpacked tile of weight rows: int16 values [rows][n_in] and block params.
@@ -989,6 +997,269 @@ HWY_INLINE void dot_tile_bytes(const uint8_t* q, const typename T::Params* param
 }
 #endif
 
+#if HEED_QDOT_ZMM
+// ---- 512-bit prefill (AVX-512 VNNI) -----------------------------------------------
+// ggml's lanes stay 8 int32 wide, so one zmm carries two (row, token) dot
+// products: rows 2p and 2p + 1 of a tile's row pair p, each in a 256-bit half,
+// against one token's activations broadcast to both halves. Every lane goes
+// through ggml's integer sums and float steps, so the bits are the 256-bit
+// kernels' (and decode's), at half the instructions per row; VNNI's fused
+// multiply-adds take one more off each step.
+
+// Highway 1.0.3's AVX3_DL target string lacks avx512vnni, which the target
+// requires of the CPU: the functions with VNNI instructions add it.
+#define HEED_VNNI __attribute__((target("avx512vnni")))
+
+HWY_INLINE __m512i both_halves(const void* p) {
+  return _mm512_broadcast_i64x4(load32(p));
+}
+// Lanes 0..7: lo, lanes 8..15: hi.
+HWY_INLINE __m512 halves(float lo, float hi) {
+  return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
+}
+// hsum_float_8 of each half: the results of rows 2p and 2p + 1 (y1 null for a padding row).
+HWY_INLINE void store_pair(__m512 acc, float extra_lo, float extra_hi, float* y0, float* y1) {
+  VF lo, hi;
+  lo.raw = _mm512_castps512_ps256(acc);
+  hi.raw = _mm512_extractf32x8_ps(acc, 1);
+  *y0 = hsum8(&lo) + extra_lo;
+  if (y1) *y1 = hsum8(&hi) + extra_hi;
+}
+
+// A tile in row pairs: Q8_0 [pairs][blocks][64] bytes (each row's block w + 128,
+// see dot_pairs_q8_0) and d [pairs][blocks][2]; Q4_K / Q5_K [pairs][blocks][4][128]
+// bytes (per 64 elements: v1 of both rows, then v2 of both, in pair order) and
+// params per row.
+template <class T>
+constexpr bool kPairTile = std::is_same_v<T, TQ8_0> || kByteTile<T>;
+
+template <class T>
+struct PairTile {
+  const uint8_t* q;
+  const typename T::Params* params;  // [rows][n_blocks]
+};
+
+// Q8_0 is signed x signed, vpdpbusd u8 x s8: the tile holds w + 128 (w ^ 0x80)
+// and each token's lane k starts at -128 (a[4k] + ... + a[4k+3]) (act.lane_bias),
+// which leaves sum w a exactly.
+template <int NP, int NT>
+HEED_VNNI void dot_pairs_q8_0(const PairTile<TQ8_0>& tile, int64_t p0, int64_t nr,
+                               const Activations& act, int64_t t0, int64_t n_in, float* y,
+                               int64_t n_out, int64_t r0) {
+  const int64_t n_blocks = n_in / kQK;
+  const BlockQ8_0* a[NT];
+  for (int t = 0; t < NT; ++t)
+    a[t] = reinterpret_cast<const BlockQ8_0*>(act.raw + (t0 + t) * act.raw_row_bytes);
+  __m512 acc[NP][NT];
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < NT; ++t) acc[p][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m512i w[NP];
+    __m512 dw[NP];
+    for (int p = 0; p < NP; ++p) {
+      const int64_t pb = (p0 + p) * n_blocks + b;
+      w[p] = _mm512_load_si512(tile.q + pb * 64);
+      dw[p] = halves(tile.params[2 * (p0 + p) * n_blocks + b].d,
+                     tile.params[(2 * (p0 + p) + 1) * n_blocks + b].d);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int64_t tb = (t0 + t) * n_blocks + b;
+      const __m512i av = both_halves(a[t][b].qs);
+      const __m512i bias = both_halves(act.lane_bias + tb * 8);
+      const __m512 ad = _mm512_set1_ps(act.d[tb]);
+      for (int p = 0; p < NP; ++p)
+        acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, w[p], av)),
+                                    _mm512_mul_ps(dw[p], ad), acc[p][t]);
+    }
+  }
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < NT; ++t) {
+      const int64_t row = 2 * (p0 + p);
+      float* out = y + (t0 + t) * n_out + r0 + row;
+      store_pair(acc[p][t], 0.0f, 0.0f, out, row + 1 < nr ? out + 1 : nullptr);
+    }
+}
+
+// Q4_K / Q5_K: dot_tile_bytes on row pairs, with vpdpwssd for pmaddwd + add.
+template <class T, int NP, int NT>
+HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr,
+                             const Activations& act, int64_t t0, int64_t n_in, float* y,
+                             int64_t n_out, int64_t r0) {
+  const int64_t n_blocks = n_in / kQK_K;
+  const uint8_t* a[NT];
+  for (int t = 0; t < NT; ++t) a[t] = act.paired + (t0 + t) * n_in;
+  __m512 acc[NP][NT];
+  __m256 acc_m[NP][NT];  // Q4_K: ggml's 4-lane min accumulator, rows 2p | 2p + 1
+  float summs[NP][NT][2] = {};  // Q5_K: its scalar one
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < NT; ++t) {
+      acc[p][t] = _mm512_setzero_ps();
+      acc_m[p][t] = _mm256_setzero_ps();
+    }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const typename T::Params* prm[NP][2];
+    __m256i mins[NP];
+    __m512i sc16[NP];
+    __m512 dw[NP];
+    for (int p = 0; p < NP; ++p) {
+      for (int h = 0; h < 2; ++h) prm[p][h] = &tile.params[(2 * (p0 + p) + h) * n_blocks + b];
+      mins[p] = _mm256_cvtepu8_epi16(
+          _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][0]->group_mins)),
+                             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][1]->group_mins))));
+      const auto scales = [&](int h) {
+        return _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][h]->scales))));
+      };
+      sc16[p] = _mm512_inserti64x4(_mm512_castsi256_si512(scales(0)), scales(1), 1);
+      dw[p] = halves(prm[p][0]->d, prm[p][1]->d);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const int64_t tb = (t0 + t) * n_blocks + b;
+      const __m256i pairs = _mm256_broadcastsi128_si256(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(act.bsum_pairs + tb * 8)));
+      const float ad = act.d[tb];
+      for (int p = 0; p < NP; ++p) {
+        const __m256i lanes = _mm256_madd_epi16(mins[p], pairs);
+        if constexpr (T::kBias == Bias::Q4K) {
+          const __m256 dmin = _mm256_insertf128_ps(_mm256_set1_ps(-(prm[p][0]->dmin * ad)),
+                                                   _mm_set1_ps(-(prm[p][1]->dmin * ad)), 1);
+          acc_m[p][t] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(lanes), acc_m[p][t]);
+        } else {
+          HWY_ALIGN int32_t l[8];
+          _mm256_store_si256(reinterpret_cast<__m256i*>(l), lanes);
+          for (int h = 0; h < 2; ++h)
+            summs[p][t][h] = std::fma(-(prm[p][h]->dmin * ad),
+                                      static_cast<float>((l[4 * h] + l[4 * h + 1]) +
+                                                         (l[4 * h + 2] + l[4 * h + 3])),
+                                      summs[p][t][h]);
+        }
+      }
+    }
+    __m512i P[NP][NT];
+    for (int p = 0; p < NP; ++p)
+      for (int t = 0; t < NT; ++t) P[p][t] = _mm512_setzero_si512();
+    for (int j = 0; j < kQK_K / 64; ++j) {
+      const int64_t e = b * kQK_K + 64 * j;
+      const int lo = 4 * j;  // byte offset of s_2j in each 128-bit lane
+      const __m512i pick = _mm512_broadcast_i32x4(
+          _mm_setr_epi8(lo, lo + 1, lo + 2, lo + 3, lo, lo + 1, lo + 2, lo + 3, lo, lo + 1, lo + 2,
+                        lo + 3, lo, lo + 1, lo + 2, lo + 3));
+      __m512i w1[NP], w2[NP], sv[NP];
+      for (int p = 0; p < NP; ++p) {
+        const uint8_t* q = tile.q + (((p0 + p) * n_blocks + b) * 4 + j) * 128;
+        w1[p] = _mm512_load_si512(q);
+        w2[p] = _mm512_load_si512(q + 64);
+        sv[p] = _mm512_shuffle_epi8(sc16[p], pick);
+      }
+      for (int t = 0; t < NT; ++t) {
+        const __m512i a1 = both_halves(a[t] + e), a2 = both_halves(a[t] + e + 32);
+        for (int p = 0; p < NP; ++p)
+          P[p][t] = _mm512_dpwssd_epi32(
+              P[p][t],
+              _mm512_add_epi16(_mm512_maddubs_epi16(w1[p], a1), _mm512_maddubs_epi16(w2[p], a2)),
+              sv[p]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m512 ad = _mm512_set1_ps(act.d[(t0 + t) * n_blocks + b]);
+      for (int p = 0; p < NP; ++p)
+        acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
+    }
+  }
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < NT; ++t) {
+      float extra[2] = {summs[p][t][0], summs[p][t][1]};
+      if constexpr (T::kBias == Bias::Q4K) {
+        HWY_ALIGN float m[8];
+        _mm256_store_ps(m, acc_m[p][t]);
+        for (int h = 0; h < 2; ++h)
+          extra[h] = (m[4 * h] + m[4 * h + 2]) + (m[4 * h + 1] + m[4 * h + 3]);
+      }
+      const int64_t row = 2 * (p0 + p);
+      float* out = y + (t0 + t) * n_out + r0 + row;
+      store_pair(acc[p][t], extra[0], extra[1], out, row + 1 < nr ? out + 1 : nullptr);
+    }
+}
+
+// Unpacks rows [r0, r0 + nr) into a pair tile (an odd last row pairs with zeros).
+template <class T>
+void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
+                  typename T::Params* params) {
+  const int64_t n_blocks = w.n_in / T::kElems;
+  for (int64_t i = 0; i < (nr + 1) / 2 * 2; ++i) {
+    const int h = static_cast<int>(i % 2);
+    uint8_t* pair = q + (i / 2) * n_blocks * (2 * T::kElems);
+    typename T::Params* row_params = params + i * n_blocks;
+    if (i == nr) {  // padding row: zero weights and scales
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        row_params[b] = {};
+        if constexpr (std::is_same_v<T, TQ8_0>) {
+          std::memset(pair + b * 64 + 32 * h, 0x80, 32);
+        } else {
+          for (int j = 0; j < 4; ++j)
+            for (int v = 0; v < 2; ++v) std::memset(pair + (b * 4 + j) * 128 + 64 * v + 32 * h, 0, 32);
+        }
+      }
+      continue;
+    }
+    const auto* blocks = reinterpret_cast<const typename T::W*>(
+        w.data + static_cast<size_t>(r0 + i) * w.row_stride_bytes);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      T::params(blocks[b], &row_params[b]);
+      if constexpr (std::is_same_v<T, TQ8_0>) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(pair + b * 64 + 32 * h),
+                           _mm256_xor_si256(load32(blocks[b].qs), bytes(0x80)));
+      } else {
+        HWY_ALIGN uint8_t quants[kQK_K];
+        T::quants(blocks[b], quants);
+        for (int j = 0; j < 4; ++j) {
+          __m256i v1, v2;
+          pair_order(load32(quants + 64 * j), load32(quants + 64 * j + 32), &v1, &v2);
+          uint8_t* out = pair + (b * 4 + j) * 128 + 32 * h;
+          _mm256_store_si256(reinterpret_cast<__m256i*>(out), v1);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(out + 64), v2);
+        }
+      }
+    }
+  }
+}
+
+// -128 (a[4k] + ... + a[4k+3]) for Q8_0's lane k: 128 x a by vpdpbusd, negated.
+HEED_VNNI void q8_0_lane_bias(const int8_t* qs, int32_t* out) {
+  const __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), bytes(0x80), load32(qs));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_sub_epi32(_mm256_setzero_si256(), lanes));
+}
+
+template <class T>
+void gemm_pair_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, float* y,
+                     int64_t tile_rows, int64_t tile_begin, int64_t tile_end) {
+  const int64_t n_blocks = w.n_in / T::kElems;
+  thread_local AlignedVector<uint8_t> q;
+  thread_local std::vector<typename T::Params> params;
+  const int64_t padded = (tile_rows + 1) / 2 * 2;
+  if (q.size() < static_cast<size_t>(padded * w.n_in)) q.resize(padded * w.n_in);
+  if (params.size() < static_cast<size_t>(padded * n_blocks)) params.resize(padded * n_blocks);
+  const PairTile<T> tile{q.data(), params.data()};
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t r0 = t * tile_rows;
+    const int64_t nr = std::min(tile_rows, w.n_out - r0);
+    unpack_pairs<T>(w, r0, nr, q.data(), params.data());
+    const auto run = [&]<int P, int U>(int64_t p0, int64_t t0) {
+      if constexpr (std::is_same_v<T, TQ8_0>) {
+        dot_pairs_q8_0<P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
+      } else {
+        dot_pairs_k4<T, P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
+      }
+    };
+    if constexpr (std::is_same_v<T, TQ8_0>) {
+      sweep_tiles<2, 6>((nr + 1) / 2, n_tokens, run);
+    } else {
+      sweep_tiles<2, 3>((nr + 1) / 2, n_tokens, run);
+    }
+  }
+}
+#endif
+
 template <class T>
 constexpr bool kUsesByteTile =
 #if HEED_QDOT_X86
@@ -1049,12 +1320,13 @@ void gemm_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, f
 // bsums) to float / contiguous arrays, once per call.
 struct ActScratch {
   AlignedVector<int16_t> q, bsums, bsum_pairs;
+  AlignedVector<int32_t> lane_bias;
   AlignedVector<float> d, s;
   AlignedVector<uint8_t> paired;
 };
 
 // How a matmul call reads its activations besides the raw blocks.
-enum class ActLayout { Raw, Widened, Paired };
+enum class ActLayout { Raw, Widened, Paired, LaneBias };
 
 template <class T>
 Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, int64_t n_in,
@@ -1069,6 +1341,8 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
   if (widen) grow(sc->q, n_tokens * n_in);
   if (paired) grow(sc->paired, n_tokens * n_in);
   if (paired) grow(sc->bsum_pairs, n_tokens * n_blocks * 8);
+  const bool biased = HEED_QDOT_ZMM && layout == ActLayout::LaneBias;
+  if (biased) grow(sc->lane_bias, n_tokens * n_blocks * 8);
   grow(sc->d, n_tokens * n_blocks);
   if constexpr (T::kBias == Bias::MinTimesSum) grow(sc->s, n_tokens * n_blocks);
   if constexpr (kKMins<T>) grow(sc->bsums, n_tokens * n_blocks * 16);
@@ -1090,6 +1364,11 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
           }
 #endif
         }
+#if HEED_QDOT_ZMM
+        if constexpr (std::is_same_v<T, TQ8_0>) {
+          if (biased) q8_0_lane_bias(a[b].qs, sc->lane_bias.data() + i * 8);
+        }
+#endif
         if (widen) std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
       }
       if (widen && kPairInterleave) interleave_pairs(sc->q.data() + t * n_in, n_in);
@@ -1098,6 +1377,7 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
   // A prompt's rows are independent: spread them (a decode step stays on one thread).
   pool.parallel_rows(static_cast<size_t>(n_tokens), rows);
   Activations act{sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
+  if (biased) act.lane_bias = sc->lane_bias.data();
   if (paired) {
     act.paired = sc->paired.data();
     act.bsum_pairs = sc->bsum_pairs.data();
@@ -1275,9 +1555,15 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     thread_local ActScratch scratch;
     // Decode (a few tokens) reads each weight once per token anyway: no tile to amortise.
     const bool direct = Direct<T>::kAvailable && n_tokens <= 2;
-    const ActLayout layout = direct             ? ActLayout::Raw
-                             : kUsesByteTile<T> ? ActLayout::Paired
-                                                : ActLayout::Widened;
+#if HEED_QDOT_ZMM
+    constexpr bool kPairs = kPairTile<T>;
+#else
+    constexpr bool kPairs = false;
+#endif
+    const ActLayout layout = direct                                  ? ActLayout::Raw
+                             : kPairs && std::is_same_v<T, TQ8_0> ? ActLayout::LaneBias
+                             : kUsesByteTile<T>                      ? ActLayout::Paired
+                                                                     : ActLayout::Widened;
     const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, layout, &scratch, pool);
 #if HEED_QDOT_X86
     if constexpr (Direct<T>::kAvailable) {
@@ -1298,6 +1584,15 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     const int64_t tile_rows =
         n_tokens == 1 ? 4 : std::clamp<int64_t>(kTileBytes / row_bytes_i16 / 4 * 4, 4, 64);
     const int64_t n_tiles = (w.n_out + tile_rows - 1) / tile_rows;
+#if HEED_QDOT_ZMM
+    if constexpr (kPairs) {
+      pool.parallel_chunks(static_cast<size_t>(n_tiles), 1, [&](size_t begin, size_t end, int) {
+        gemm_pair_tiles<T>(w, act, n_tokens, y, tile_rows, static_cast<int64_t>(begin),
+                           static_cast<int64_t>(end));
+      });
+      return;
+    }
+#endif
     pool.parallel_chunks(static_cast<size_t>(n_tiles), n_tokens == 1 ? 4 : 1,
                          [&](size_t begin, size_t end, int) {
                            gemm_tiles<T>(w, act, n_tokens, y, tile_rows,
