@@ -1030,8 +1030,15 @@ HWY_INLINE void store_pair(__m512 acc, float extra_lo, float extra_hi, float* y0
 // see dot_pairs_q8_0) and d [pairs][blocks][2]; Q4_K / Q5_K [pairs][blocks][4][128]
 // bytes (per 64 elements: v1 of both rows, then v2 of both, in pair order) and
 // params per row.
+// Other types without min terms: int16 tiles (Q6_K, Q3_K, Q4_0, Q5_0, IQ4_NL),
+// [pairs][n_in / 16][2][16] values in the pair interleave of dot_tile.
 template <class T>
-constexpr bool kPairTile = std::is_same_v<T, TQ8_0> || kByteTile<T>;
+constexpr bool kPairI16 = T::kBias == Bias::None && !std::is_same_v<T, TQ8_0>;
+template <class T>
+constexpr bool kPairTile = std::is_same_v<T, TQ8_0> || kByteTile<T> || kPairI16<T>;
+// Bytes of one row's share of a pair tile.
+template <class T>
+constexpr int64_t kPairValueBytes = kPairI16<T> ? 2 : 1;
 
 template <class T>
 struct PairTile {
@@ -1181,6 +1188,47 @@ HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr,
     }
 }
 
+// Int16 tiles: one vpdpwssd per 16 elements of a row pair and token (dot_tile's
+// two pmaddwd and adds per row).
+template <class T, int NP, int NT>
+HEED_VNNI void dot_pairs_i16(const PairTile<T>& tile, int64_t p0, int64_t nr,
+                             const Activations& act, int64_t t0, int64_t n_in, float* y,
+                             int64_t n_out, int64_t r0) {
+  const int64_t n_blocks = n_in / T::kElems;
+  const auto* q = reinterpret_cast<const int16_t*>(tile.q);
+  __m512 acc[NP][NT];
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < NT; ++t) acc[p][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m512i P[NP][NT];
+    for (int p = 0; p < NP; ++p)
+      for (int t = 0; t < NT; ++t) P[p][t] = _mm512_setzero_si512();
+    for (int64_t e = b * T::kElems; e < (b + 1) * T::kElems; e += 16) {
+      __m512i w[NP];
+      for (int p = 0; p < NP; ++p) w[p] = _mm512_load_si512(q + (p0 + p) * 2 * n_in + 2 * e);
+      for (int t = 0; t < NT; ++t) {
+        const __m512i a = both_halves(act.q + (t0 + t) * n_in + e);
+        for (int p = 0; p < NP; ++p) P[p][t] = _mm512_dpwssd_epi32(P[p][t], w[p], a);
+      }
+    }
+    __m512 dw[NP];
+    for (int p = 0; p < NP; ++p)
+      dw[p] = halves(tile.params[2 * (p0 + p) * n_blocks + b].d,
+                     tile.params[(2 * (p0 + p) + 1) * n_blocks + b].d);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 ad = _mm512_set1_ps(act.d[(t0 + t) * n_blocks + b]);
+      for (int p = 0; p < NP; ++p)
+        acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
+    }
+  }
+  for (int p = 0; p < NP; ++p)
+    for (int t = 0; t < NT; ++t) {
+      const int64_t row = 2 * (p0 + p);
+      float* out = y + (t0 + t) * n_out + r0 + row;
+      store_pair(acc[p][t], 0.0f, 0.0f, out, row + 1 < nr ? out + 1 : nullptr);
+    }
+}
+
 // Unpacks rows [r0, r0 + nr) into a pair tile (an odd last row pairs with zeros).
 template <class T>
 void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
@@ -1188,12 +1236,15 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
   const int64_t n_blocks = w.n_in / T::kElems;
   for (int64_t i = 0; i < (nr + 1) / 2 * 2; ++i) {
     const int h = static_cast<int>(i % 2);
-    uint8_t* pair = q + (i / 2) * n_blocks * (2 * T::kElems);
+    uint8_t* pair = q + (i / 2) * 2 * w.n_in * kPairValueBytes<T>;
     typename T::Params* row_params = params + i * n_blocks;
     if (i == nr) {  // padding row: zero weights and scales
       for (int64_t b = 0; b < n_blocks; ++b) {
         row_params[b] = {};
-        if constexpr (std::is_same_v<T, TQ8_0>) {
+        if constexpr (kPairI16<T>) {
+          for (int64_t c = 0; c < T::kElems / 16; ++c)
+            std::memset(pair + ((b * T::kElems / 16 + c) * 2 + h) * 32, 0, 32);
+        } else if constexpr (std::is_same_v<T, TQ8_0>) {
           std::memset(pair + b * 64 + 32 * h, 0x80, 32);
         } else {
           for (int j = 0; j < 4; ++j)
@@ -1205,11 +1256,18 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
     const auto* blocks = reinterpret_cast<const typename T::W*>(
         w.data + static_cast<size_t>(r0 + i) * w.row_stride_bytes);
     for (int64_t b = 0; b < n_blocks; ++b) {
-      T::params(blocks[b], &row_params[b]);
-      if constexpr (std::is_same_v<T, TQ8_0>) {
+      if constexpr (kPairI16<T>) {
+        HWY_ALIGN int16_t values[T::kElems];
+        T::unpack(blocks[b], values, &row_params[b]);
+        interleave_pairs(values, T::kElems);
+        for (int64_t c = 0; c < T::kElems / 16; ++c)
+          std::memcpy(pair + ((b * T::kElems / 16 + c) * 2 + h) * 32, values + 16 * c, 32);
+      } else if constexpr (std::is_same_v<T, TQ8_0>) {
+        T::params(blocks[b], &row_params[b]);
         _mm256_store_si256(reinterpret_cast<__m256i*>(pair + b * 64 + 32 * h),
                            _mm256_xor_si256(load32(blocks[b].qs), bytes(0x80)));
       } else {
+        T::params(blocks[b], &row_params[b]);
         HWY_ALIGN uint8_t quants[kQK_K];
         T::quants(blocks[b], quants);
         for (int j = 0; j < 4; ++j) {
@@ -1237,7 +1295,8 @@ void gemm_pair_tiles(const WeightView& w, const Activations& act, int64_t n_toke
   thread_local AlignedVector<uint8_t> q;
   thread_local std::vector<typename T::Params> params;
   const int64_t padded = (tile_rows + 1) / 2 * 2;
-  if (q.size() < static_cast<size_t>(padded * w.n_in)) q.resize(padded * w.n_in);
+  const auto tile_bytes = static_cast<size_t>(padded * w.n_in * kPairValueBytes<T>);
+  if (q.size() < tile_bytes) q.resize(tile_bytes);
   if (params.size() < static_cast<size_t>(padded * n_blocks)) params.resize(padded * n_blocks);
   const PairTile<T> tile{q.data(), params.data()};
   for (int64_t t = tile_begin; t < tile_end; ++t) {
@@ -1247,11 +1306,13 @@ void gemm_pair_tiles(const WeightView& w, const Activations& act, int64_t n_toke
     const auto run = [&]<int P, int U>(int64_t p0, int64_t t0) {
       if constexpr (std::is_same_v<T, TQ8_0>) {
         dot_pairs_q8_0<P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
+      } else if constexpr (kPairI16<T>) {
+        dot_pairs_i16<T, P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
       } else {
         dot_pairs_k4<T, P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
       }
     };
-    if constexpr (std::is_same_v<T, TQ8_0>) {
+    if constexpr (std::is_same_v<T, TQ8_0> || kPairI16<T>) {
       sweep_tiles<2, 6>((nr + 1) / 2, n_tokens, run);
     } else {
       sweep_tiles<2, 3>((nr + 1) / 2, n_tokens, run);
