@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/aligned.h"
 #include "heed/error.h"
+#include "kernels/fp16.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
 
@@ -163,11 +165,28 @@ void with_decoder(DType type, Fn&& fn) {
   }
 }
 
+// A vector of weights, widened from f16 where the tile keeps the file's halves.
+template <class D>
+HWY_INLINE auto load_weights(D d, const float* p) {
+  return hn::LoadU(d, p);
+}
+template <class D>
+HWY_INLINE auto load_weights(D d, const hwy::float16_t* p) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
+}
+HWY_INLINE float weight(float v) {
+  return v;
+}
+HWY_INLINE float weight(hwy::float16_t v) {
+  uint16_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return fp16_to_f32(bits);
+}
+
 // acc[r][t] += dot(w[r][0..n), x[t][0..n)) for NR rows and NT tokens: each
 // loaded weight vector is reused NT times and each x vector NR times.
-template <int NR, int NT>
-HWY_INLINE void dot_tile(const float* const* w, const float* const* x, int64_t n,
-                         float out[NR][NT]) {
+template <int NR, int NT, class W>
+HWY_INLINE void dot_tile(const W* const* w, const float* const* x, int64_t n, float out[NR][NT]) {
   const hn::ScalableTag<float> d;
   using V = decltype(hn::Zero(d));
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -177,7 +196,7 @@ HWY_INLINE void dot_tile(const float* const* w, const float* const* x, int64_t n
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) {
     V wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = hn::LoadU(d, w[r] + i);
+    for (int r = 0; r < NR; ++r) wv[r] = load_weights(d, w[r] + i);
     for (int t = 0; t < NT; ++t) {
       const V xv = hn::LoadU(d, x[t] + i);
       for (int r = 0; r < NR; ++r) acc[r][t] = hn::MulAdd(wv[r], xv, acc[r][t]);
@@ -186,7 +205,7 @@ HWY_INLINE void dot_tile(const float* const* w, const float* const* x, int64_t n
   for (int r = 0; r < NR; ++r) {
     for (int t = 0; t < NT; ++t) {
       float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
-      for (int64_t j = i; j < n; ++j) s += w[r][j] * x[t][j];
+      for (int64_t j = i; j < n; ++j) s += weight(w[r][j]) * x[t][j];
       out[r][t] = s;
     }
   }
@@ -228,21 +247,21 @@ constexpr int kTokenTile = 4;
 
 // y[k][i] = dot(rows[i], x[k]) for nr rows and NT tokens (x and y rows of
 // stride n_in / n_out), in 4-row x NT-token register tiles.
-template <int NT>
-void sweep_tile(const float* const* rows, int64_t nr, const float* x, int64_t n_in, float* y,
+template <int NT, class W>
+void sweep_tile(const W* const* rows, int64_t nr, const float* x, int64_t n_in, float* y,
                 int64_t n_out) {
   const float* xs[NT];
   for (int k = 0; k < NT; ++k) xs[k] = x + k * n_in;
   int64_t i = 0;
   for (; i + 4 <= nr; i += 4) {
     float out[4][NT];
-    dot_tile<4, NT>(rows + i, xs, n_in, out);
+    dot_tile<4, NT, W>(rows + i, xs, n_in, out);
     for (int r = 0; r < 4; ++r)
       for (int k = 0; k < NT; ++k) y[k * n_out + i + r] = out[r][k];
   }
   for (; i < nr; ++i) {
     float out[1][NT];
-    dot_tile<1, NT>(rows + i, xs, n_in, out);
+    dot_tile<1, NT, W>(rows + i, xs, n_in, out);
     for (int k = 0; k < NT; ++k) y[k * n_out + i] = out[0][k];
   }
 }
@@ -255,14 +274,20 @@ void gemm_tiles(const WeightView& w, const float* x, int64_t n_tokens, float* y,
   thread_local AlignedVector<float> scratch;
   const int64_t n_in = w.n_in;
   if (scratch.size() < static_cast<size_t>(tile_rows * n_in)) scratch.resize(tile_rows * n_in);
-  thread_local std::vector<const float*> rows;
+  // F16 rows stay halves (widened as loaded): half the cache traffic of a float tile.
+  using Elem = std::conditional_t<std::is_same_v<Dec, F16Decoder>, hwy::float16_t, float>;
+  thread_local std::vector<const Elem*> rows;
   if (rows.size() < static_cast<size_t>(tile_rows)) rows.resize(tile_rows);
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t r0 = tile * tile_rows;
     const int64_t nr = std::min(tile_rows, w.n_out - r0);
     for (int64_t i = 0; i < nr; ++i) {
       const uint8_t* row = w.data + static_cast<size_t>(r0 + i) * w.row_stride_bytes;
-      rows[i] = Dec::decode(row, 0, n_in, scratch.data() + i * n_in);
+      if constexpr (std::is_same_v<Elem, float>) {
+        rows[i] = Dec::decode(row, 0, n_in, scratch.data() + i * n_in);
+      } else {
+        rows[i] = reinterpret_cast<const Elem*>(row);
+      }
     }
     for (int64_t t = 0; t < n_tokens; t += kTokenTile) {
       if (n_tokens - t >= kTokenTile) {
