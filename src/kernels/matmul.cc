@@ -165,19 +165,19 @@ void with_decoder(DType type, Fn&& fn) {
   }
 }
 
-// A vector of weights, widened from f16 where the tile keeps the file's halves.
+// A vector of weights or activations, widened from f16 where they are kept as halves.
 template <class D>
-HWY_INLINE auto load_weights(D d, const float* p) {
+HWY_INLINE auto load_widened(D d, const float* p) {
   return hn::LoadU(d, p);
 }
 template <class D>
-HWY_INLINE auto load_weights(D d, const hwy::float16_t* p) {
+HWY_INLINE auto load_widened(D d, const hwy::float16_t* p) {
   return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
 }
-HWY_INLINE float weight(float v) {
+HWY_INLINE float widened(float v) {
   return v;
 }
-HWY_INLINE float weight(hwy::float16_t v) {
+HWY_INLINE float widened(hwy::float16_t v) {
   uint16_t bits;
   std::memcpy(&bits, &v, sizeof(bits));
   return fp16_to_f32(bits);
@@ -185,8 +185,8 @@ HWY_INLINE float weight(hwy::float16_t v) {
 
 // acc[r][t] += dot(w[r][0..n), x[t][0..n)) for NR rows and NT tokens: each
 // loaded weight vector is reused NT times and each x vector NR times.
-template <int NR, int NT, class W>
-HWY_INLINE void dot_tile(const W* const* w, const float* const* x, int64_t n, float out[NR][NT]) {
+template <int NR, int NT, class W, class X>
+HWY_INLINE void dot_tile(const W* const* w, const X* const* x, int64_t n, float out[NR][NT]) {
   const hn::ScalableTag<float> d;
   using V = decltype(hn::Zero(d));
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -196,16 +196,16 @@ HWY_INLINE void dot_tile(const W* const* w, const float* const* x, int64_t n, fl
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) {
     V wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = load_weights(d, w[r] + i);
+    for (int r = 0; r < NR; ++r) wv[r] = load_widened(d, w[r] + i);
     for (int t = 0; t < NT; ++t) {
-      const V xv = hn::LoadU(d, x[t] + i);
+      const V xv = load_widened(d, x[t] + i);
       for (int r = 0; r < NR; ++r) acc[r][t] = hn::MulAdd(wv[r], xv, acc[r][t]);
     }
   }
   for (int r = 0; r < NR; ++r) {
     for (int t = 0; t < NT; ++t) {
       float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
-      for (int64_t j = i; j < n; ++j) s += weight(w[r][j]) * x[t][j];
+      for (int64_t j = i; j < n; ++j) s += widened(w[r][j]) * widened(x[t][j]);
       out[r][t] = s;
     }
   }
@@ -247,29 +247,29 @@ constexpr int kTokenTile = 4;
 
 // y[k][i] = dot(rows[i], x[k]) for nr rows and NT tokens (x and y rows of
 // stride n_in / n_out), in 4-row x NT-token register tiles.
-template <int NT, class W>
-void sweep_tile(const W* const* rows, int64_t nr, const float* x, int64_t n_in, float* y,
+template <int NT, class W, class X>
+void sweep_tile(const W* const* rows, int64_t nr, const X* x, int64_t n_in, float* y,
                 int64_t n_out) {
-  const float* xs[NT];
+  const X* xs[NT];
   for (int k = 0; k < NT; ++k) xs[k] = x + k * n_in;
   int64_t i = 0;
   for (; i + 4 <= nr; i += 4) {
     float out[4][NT];
-    dot_tile<4, NT, W>(rows + i, xs, n_in, out);
+    dot_tile<4, NT>(rows + i, xs, n_in, out);
     for (int r = 0; r < 4; ++r)
       for (int k = 0; k < NT; ++k) y[k * n_out + i + r] = out[r][k];
   }
   for (; i < nr; ++i) {
     float out[1][NT];
-    dot_tile<1, NT, W>(rows + i, xs, n_in, out);
+    dot_tile<1, NT>(rows + i, xs, n_in, out);
     for (int k = 0; k < NT; ++k) y[k * n_out + i] = out[0][k];
   }
 }
 
 // Prefill path: decode a tile of rows once into thread-local scratch, then
 // sweep all tokens over it in 4-row x 4-token register tiles.
-template <class Dec>
-void gemm_tiles(const WeightView& w, const float* x, int64_t n_tokens, float* y, int64_t tile_rows,
+template <class Dec, class X>
+void gemm_tiles(const WeightView& w, const X* x, int64_t n_tokens, float* y, int64_t tile_rows,
                 int64_t tile_begin, int64_t tile_end) {
   thread_local AlignedVector<float> scratch;
   const int64_t n_in = w.n_in;
@@ -301,6 +301,17 @@ void gemm_tiles(const WeightView& w, const float* x, int64_t n_tokens, float* y,
   }
 }
 
+template <class Dec, class X>
+void gemm(const WeightView& w, const X* x, int64_t n_tokens, float* y, ThreadPool& pool) {
+  const int64_t row_bytes_f32 = w.n_in * static_cast<int64_t>(sizeof(float));
+  const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / row_bytes_f32 / 4 * 4, 4, 64);
+  const int64_t n_tiles = (w.n_out + tile_rows - 1) / tile_rows;
+  pool.parallel_chunks(static_cast<size_t>(n_tiles), 1, [&](size_t begin, size_t end, int) {
+    gemm_tiles<Dec>(w, x, n_tokens, y, tile_rows, static_cast<int64_t>(begin),
+                    static_cast<int64_t>(end));
+  });
+}
+
 void MatmulTarget(const WeightView& w, const float* x, int64_t n_tokens, float* y,
                   ThreadPool& pool) {
   with_decoder(w.type, [&](auto decoder) {
@@ -311,14 +322,15 @@ void MatmulTarget(const WeightView& w, const float* x, int64_t n_tokens, float* 
       });
       return;
     }
-    const int64_t row_bytes_f32 = w.n_in * static_cast<int64_t>(sizeof(float));
-    const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / row_bytes_f32 / 4 * 4, 4, 64);
-    const int64_t n_tiles = (w.n_out + tile_rows - 1) / tile_rows;
-    pool.parallel_chunks(static_cast<size_t>(n_tiles), 1, [&](size_t begin, size_t end, int) {
-      gemm_tiles<Dec>(w, x, n_tokens, y, tile_rows, static_cast<int64_t>(begin),
-                      static_cast<int64_t>(end));
-    });
+    gemm<Dec>(w, x, n_tokens, y, pool);
   });
+}
+
+// F16 weights times activations already rounded to f16 (prefill of ggml's f16
+// path): both sides stay halves in cache, each widened exactly as loaded.
+void HalfPrefillTarget(const WeightView& w, const uint16_t* x, int64_t n_tokens, float* y,
+                       ThreadPool& pool) {
+  gemm<F16Decoder>(w, reinterpret_cast<const hwy::float16_t*>(x), n_tokens, y, pool);
 }
 
 const char* TargetName() {
@@ -333,6 +345,7 @@ HWY_AFTER_NAMESPACE();
 namespace heed {
 
 HWY_EXPORT(MatmulTarget);
+HWY_EXPORT(HalfPrefillTarget);
 HWY_EXPORT(TargetName);
 
 namespace {
@@ -375,6 +388,14 @@ void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, Thr
   if (mode == MatmulMode::LlamaCpp && w.type != DType::F32)
     return qdot_matmul(w, x, n_tokens, y, pool);
   HWY_DYNAMIC_DISPATCH(MatmulTarget)(w, x, n_tokens, y, pool);
+}
+
+void half_prefill(const WeightView& w, const uint16_t* x_half, int64_t n_tokens, float* y,
+                  ThreadPool& pool) {
+  check_weight(w, "half_prefill");
+  if (w.type != DType::F16) throw Error("half_prefill: F16 weights only");
+  if (n_tokens <= 0 || w.n_out == 0) return;
+  HWY_DYNAMIC_DISPATCH(HalfPrefillTarget)(w, x_half, n_tokens, y, pool);
 }
 
 void dequantize_row_of(const WeightView& w, int64_t r, float* out) {

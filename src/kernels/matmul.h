@@ -40,6 +40,12 @@ enum class MatmulMode {
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulMode mode = MatmulMode::Exact);
 
+// matmul for F16 weights and activations given as f16 bits x_half [n_tokens][n_in]
+// (ggml's f16 path, whose activations are rounded to f16 first): the prefill
+// kernel of qdot_matmul, the same sums as matmul on the widened activations.
+void half_prefill(const WeightView& w, const uint16_t* x_half, int64_t n_tokens, float* y,
+                  ThreadPool& pool);
+
 // Dequantizes row r into out[n_in] (embedding lookup with quantized token_embd).
 void dequantize_row_of(const WeightView& w, int64_t r, float* out);
 

@@ -1845,14 +1845,23 @@ void qdot_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y
   if (at == DType::F16 || at == DType::BF16) {
     // Half-precision activations widen exactly to f32, so the float kernel on the
     // rounded activations is ggml's f16/bf16 dot (f32 accumulation).
-    thread_local AlignedVector<float> rounded;
     const size_t total = static_cast<size_t>(n_tokens * w.n_in);
+    if (at == DType::F16 && n_tokens > 2) {
+      thread_local AlignedVector<uint16_t> halves;
+      if (halves.size() < total) halves.resize(total);
+      uint16_t* const h = halves.data();  // not the workers' own thread_local
+      pool.parallel_rows(static_cast<size_t>(n_tokens), [&](size_t t0, size_t t1, int) {
+        for (size_t i = t0 * w.n_in; i < t1 * w.n_in; ++i) h[i] = f32_to_fp16(x[i]);
+      });
+      return half_prefill(w, h, n_tokens, y, pool);
+    }
+    thread_local AlignedVector<float> rounded;
     if (rounded.size() < total) rounded.resize(total);
     for (size_t i = 0; i < total; ++i)
       rounded[i] =
           at == DType::F16 ? fp16_to_f32(f32_to_fp16(x[i])) : bf16_to_f32(f32_to_bf16(x[i]));
     // Decode reads every weight once: a streaming kernel in ggml's summation order.
-    if (at == DType::F16 && n_tokens <= 2)
+    if (at == DType::F16)
       return HWY_DYNAMIC_DISPATCH(HalfDecodeTarget)(w, rounded.data(), n_tokens, y, pool);
     return matmul(w, rounded.data(), n_tokens, y, pool, MatmulMode::Exact);
   }
