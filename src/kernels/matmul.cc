@@ -242,8 +242,9 @@ void gemv_rows(const WeightView& w, const float* x, float* y, int64_t r0, int64_
   }
 }
 
-// Tokens per register tile in the prefill path.
-constexpr int kTokenTile = 4;
+// Tokens per register tile in the prefill path: 4 rows x 6 tokens fill AVX-512's 32
+// registers (+5 % on Zen 5), 16-register targets keep 4 x 4.
+constexpr int kTokenTile = HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL ? 6 : 4;
 
 // y[k][i] = dot(rows[i], x[k]) for nr rows and NT tokens (x and y rows of
 // stride n_in / n_out), in 4-row x NT-token register tiles.
@@ -303,8 +304,10 @@ void gemm_tiles(const WeightView& w, const X* x, int64_t n_tokens, float* y, int
 
 template <class Dec, class X>
 void gemm(const WeightView& w, const X* x, int64_t n_tokens, float* y, ThreadPool& pool) {
-  const int64_t row_bytes_f32 = w.n_in * static_cast<int64_t>(sizeof(float));
-  const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / row_bytes_f32 / 4 * 4, 4, 64);
+  // F16 rows stay halves in the tile (see gemm_tiles).
+  const int64_t tile_row_bytes =
+      w.n_in * static_cast<int64_t>(std::is_same_v<Dec, F16Decoder> ? 2 : sizeof(float));
+  const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / tile_row_bytes / 4 * 4, 4, 64);
   const int64_t n_tiles = (w.n_out + tile_rows - 1) / tile_rows;
   pool.parallel_chunks(static_cast<size_t>(n_tiles), 1, [&](size_t begin, size_t end, int) {
     gemm_tiles<Dec>(w, x, n_tokens, y, tile_rows, static_cast<int64_t>(begin),

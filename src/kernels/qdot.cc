@@ -1051,8 +1051,8 @@ struct PairTile {
 // which leaves sum w a exactly.
 template <int NP, int NT>
 HEED_VNNI void dot_pairs_q8_0(const PairTile<TQ8_0>& tile, int64_t p0, int64_t nr,
-                               const Activations& act, int64_t t0, int64_t n_in, float* y,
-                               int64_t n_out, int64_t r0) {
+                              const Activations& act, int64_t t0, int64_t n_in, float* y,
+                              int64_t n_out, int64_t r0) {
   const int64_t n_blocks = n_in / kQK;
   const BlockQ8_0* a[NT];
   for (int t = 0; t < NT; ++t)
@@ -1089,14 +1089,13 @@ HEED_VNNI void dot_pairs_q8_0(const PairTile<TQ8_0>& tile, int64_t p0, int64_t n
 
 // Q4_K / Q5_K: dot_tile_bytes on row pairs, with vpdpwssd for pmaddwd + add.
 template <class T, int NP, int NT>
-HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr,
-                             const Activations& act, int64_t t0, int64_t n_in, float* y,
-                             int64_t n_out, int64_t r0) {
+HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr, const Activations& act,
+                            int64_t t0, int64_t n_in, float* y, int64_t n_out, int64_t r0) {
   const int64_t n_blocks = n_in / kQK_K;
   const uint8_t* a[NT];
   for (int t = 0; t < NT; ++t) a[t] = act.paired + (t0 + t) * n_in;
   __m512 acc[NP][NT];
-  __m256 acc_m[NP][NT];  // Q4_K: ggml's 4-lane min accumulator, rows 2p | 2p + 1
+  __m256 acc_m[NP][NT];         // Q4_K: ggml's 4-lane min accumulator, rows 2p | 2p + 1
   float summs[NP][NT][2] = {};  // Q5_K: its scalar one
   for (int p = 0; p < NP; ++p)
     for (int t = 0; t < NT; ++t) {
@@ -1110,9 +1109,9 @@ HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr,
     __m512 dw[NP];
     for (int p = 0; p < NP; ++p) {
       for (int h = 0; h < 2; ++h) prm[p][h] = &tile.params[(2 * (p0 + p) + h) * n_blocks + b];
-      mins[p] = _mm256_cvtepu8_epi16(
-          _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][0]->group_mins)),
-                             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][1]->group_mins))));
+      mins[p] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][0]->group_mins)),
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][1]->group_mins))));
       const auto scales = [&](int h) {
         return _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(
             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][h]->scales))));
@@ -1135,10 +1134,10 @@ HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr,
           HWY_ALIGN int32_t l[8];
           _mm256_store_si256(reinterpret_cast<__m256i*>(l), lanes);
           for (int h = 0; h < 2; ++h)
-            summs[p][t][h] = std::fma(-(prm[p][h]->dmin * ad),
-                                      static_cast<float>((l[4 * h] + l[4 * h + 1]) +
-                                                         (l[4 * h + 2] + l[4 * h + 3])),
-                                      summs[p][t][h]);
+            summs[p][t][h] = std::fma(
+                -(prm[p][h]->dmin * ad),
+                static_cast<float>((l[4 * h] + l[4 * h + 1]) + (l[4 * h + 2] + l[4 * h + 3])),
+                summs[p][t][h]);
         }
       }
     }
@@ -1170,7 +1169,8 @@ HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr,
     for (int t = 0; t < NT; ++t) {
       const __m512 ad = _mm512_set1_ps(act.d[(t0 + t) * n_blocks + b]);
       for (int p = 0; p < NP; ++p)
-        acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
+        acc[p][t] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
     }
   }
   for (int p = 0; p < NP; ++p)
@@ -1218,7 +1218,8 @@ HEED_VNNI void dot_pairs_i16(const PairTile<T>& tile, int64_t p0, int64_t nr,
     for (int t = 0; t < NT; ++t) {
       const __m512 ad = _mm512_set1_ps(act.d[(t0 + t) * n_blocks + b]);
       for (int p = 0; p < NP; ++p)
-        acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
+        acc[p][t] =
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
     }
   }
   for (int p = 0; p < NP; ++p)
@@ -1248,7 +1249,8 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
           std::memset(pair + b * 64 + 32 * h, 0x80, 32);
         } else {
           for (int j = 0; j < 4; ++j)
-            for (int v = 0; v < 2; ++v) std::memset(pair + (b * 4 + j) * 128 + 64 * v + 32 * h, 0, 32);
+            for (int v = 0; v < 2; ++v)
+              std::memset(pair + (b * 4 + j) * 128 + 64 * v + 32 * h, 0, 32);
         }
       }
       continue;
@@ -1285,7 +1287,8 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
 // -128 (a[4k] + ... + a[4k+3]) for Q8_0's lane k: 128 x a by vpdpbusd, negated.
 HEED_VNNI void q8_0_lane_bias(const int8_t* qs, int32_t* out) {
   const __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), bytes(0x80), load32(qs));
-  _mm256_store_si256(reinterpret_cast<__m256i*>(out), _mm256_sub_epi32(_mm256_setzero_si256(), lanes));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out),
+                     _mm256_sub_epi32(_mm256_setzero_si256(), lanes));
 }
 
 template <class T>
@@ -1621,10 +1624,10 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
 #else
     constexpr bool kPairs = false;
 #endif
-    const ActLayout layout = direct                                  ? ActLayout::Raw
+    const ActLayout layout = direct                               ? ActLayout::Raw
                              : kPairs && std::is_same_v<T, TQ8_0> ? ActLayout::LaneBias
-                             : kUsesByteTile<T>                      ? ActLayout::Paired
-                                                                     : ActLayout::Widened;
+                             : kUsesByteTile<T>                   ? ActLayout::Paired
+                                                                  : ActLayout::Widened;
     const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, layout, &scratch, pool);
 #if HEED_QDOT_X86
     if constexpr (Direct<T>::kAvailable) {
