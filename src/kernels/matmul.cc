@@ -267,16 +267,17 @@ void sweep_tile(const W* const* rows, int64_t nr, const X* x, int64_t n_in, floa
   }
 }
 
-// Prefill path: decode a tile of rows once into thread-local scratch, then
-// sweep all tokens over it in 4-row x 4-token register tiles.
+// Prefill path: decode a tile of rows once into thread-local scratch (F16 rows
+// are read in place), then sweep all tokens over it in 4-row x kTokenTile tiles.
 template <class Dec, class X>
 void gemm_tiles(const WeightView& w, const X* x, int64_t n_tokens, float* y, int64_t tile_rows,
                 int64_t tile_begin, int64_t tile_end) {
-  thread_local AlignedVector<float> scratch;
-  const int64_t n_in = w.n_in;
-  if (scratch.size() < static_cast<size_t>(tile_rows * n_in)) scratch.resize(tile_rows * n_in);
   // F16 rows stay halves (widened as loaded): half the cache traffic of a float tile.
   using Elem = std::conditional_t<std::is_same_v<Dec, F16Decoder>, hwy::float16_t, float>;
+  thread_local AlignedVector<float> scratch;
+  const int64_t n_in = w.n_in;
+  if (std::is_same_v<Elem, float> && scratch.size() < static_cast<size_t>(tile_rows * n_in))
+    scratch.resize(tile_rows * n_in);
   thread_local std::vector<const Elem*> rows;
   if (rows.size() < static_cast<size_t>(tile_rows)) rows.resize(tile_rows);
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {

@@ -2,8 +2,9 @@
 //
 // Weights stay quantized in memory: the kernel decodes one block (decode,
 // n_tokens == 1) or one tile of rows (prefill) at a time into thread-local
-// scratch and runs SIMD f32 dot products on it. The SIMD code is compiled for
-// every Highway target (AVX-512, AVX2, SSE4, ..., scalar) and picked at run time.
+// scratch and runs SIMD f32 dot products on it (F16 rows are widened as loaded).
+// The SIMD code is compiled for every Highway target (AVX-512, AVX2, SSE4, ...,
+// scalar) and picked at run time.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1026,12 +1026,11 @@ HWY_INLINE void store_pair(__m512 acc, float extra_lo, float extra_hi, float* y0
   if (y1) *y1 = hsum8(&hi) + extra_hi;
 }
 
-// A tile in row pairs: Q8_0 [pairs][blocks][64] bytes (each row's block w + 128,
-// see dot_pairs_q8_0) and d [pairs][blocks][2]; Q4_K / Q5_K [pairs][blocks][4][128]
-// bytes (per 64 elements: v1 of both rows, then v2 of both, in pair order) and
-// params per row.
-// Other types without min terms: int16 tiles (Q6_K, Q3_K, Q4_0, Q5_0, IQ4_NL),
-// [pairs][n_in / 16][2][16] values in the pair interleave of dot_tile.
+// A tile in row pairs, with block params per row: Q8_0 [pairs][blocks][64] bytes
+// (each row's block w + 128, see dot_pairs_q8_0); Q4_K / Q5_K [pairs][blocks][4][128]
+// bytes (per 64 elements: v1 of both rows, then v2 of both, in pair order); the
+// other types without min terms int16 values (Q6_K, Q3_K, Q4_0, Q5_0, IQ4_NL),
+// [pairs][n_in / 16][2][16] in the pair interleave of dot_tile.
 template <class T>
 constexpr bool kPairI16 = T::kBias == Bias::None && !std::is_same_v<T, TQ8_0>;
 template <class T>
@@ -1045,6 +1044,26 @@ struct PairTile {
   const uint8_t* q;
   const typename T::Params* params;  // [rows][n_blocks]
 };
+
+// Block b's weight scales of rows 2 pair and 2 pair + 1, as halves.
+template <class T>
+HWY_INLINE __m512 pair_scales(const PairTile<T>& tile, int64_t pair, int64_t n_blocks, int64_t b) {
+  return halves(tile.params[2 * pair * n_blocks + b].d,
+                tile.params[(2 * pair + 1) * n_blocks + b].d);
+}
+// ggml's float step of a block: acc += float(lanes) * (d_w * d_a).
+HWY_INLINE __m512 block_step(__m512 acc, __m512i lanes, __m512 dw, __m512 ad) {
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), _mm512_mul_ps(dw, ad), acc);
+}
+template <int NP, int NT>
+HWY_INLINE void block_steps(__m512 (&acc)[NP][NT], const __m512i (&lanes)[NP][NT],
+                            const __m512 (&dw)[NP], const Activations& act, int64_t t0,
+                            int64_t n_blocks, int64_t b) {
+  for (int t = 0; t < NT; ++t) {
+    const __m512 ad = _mm512_set1_ps(act.d[(t0 + t) * n_blocks + b]);
+    for (int p = 0; p < NP; ++p) acc[p][t] = block_step(acc[p][t], lanes[p][t], dw[p], ad);
+  }
+}
 
 // Q8_0 is signed x signed, vpdpbusd u8 x s8: the tile holds w + 128 (w ^ 0x80)
 // and each token's lane k starts at -128 (a[4k] + ... + a[4k+3]) (act.lane_bias),
@@ -1066,8 +1085,7 @@ HEED_VNNI void dot_pairs_q8_0(const PairTile<TQ8_0>& tile, int64_t p0, int64_t n
     for (int p = 0; p < NP; ++p) {
       const int64_t pb = (p0 + p) * n_blocks + b;
       w[p] = _mm512_load_si512(tile.q + pb * 64);
-      dw[p] = halves(tile.params[2 * (p0 + p) * n_blocks + b].d,
-                     tile.params[(2 * (p0 + p) + 1) * n_blocks + b].d);
+      dw[p] = pair_scales(tile, p0 + p, n_blocks, b);
     }
     for (int t = 0; t < NT; ++t) {
       const int64_t tb = (t0 + t) * n_blocks + b;
@@ -1075,8 +1093,7 @@ HEED_VNNI void dot_pairs_q8_0(const PairTile<TQ8_0>& tile, int64_t p0, int64_t n
       const __m512i bias = both_halves(act.lane_bias + tb * 8);
       const __m512 ad = _mm512_set1_ps(act.d[tb]);
       for (int p = 0; p < NP; ++p)
-        acc[p][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, w[p], av)),
-                                    _mm512_mul_ps(dw[p], ad), acc[p][t]);
+        acc[p][t] = block_step(acc[p][t], _mm512_dpbusd_epi32(bias, w[p], av), dw[p], ad);
     }
   }
   for (int p = 0; p < NP; ++p)
@@ -1117,7 +1134,7 @@ HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr, con
             _mm_loadl_epi64(reinterpret_cast<const __m128i*>(prm[p][h]->scales))));
       };
       sc16[p] = _mm512_inserti64x4(_mm512_castsi256_si512(scales(0)), scales(1), 1);
-      dw[p] = halves(prm[p][0]->d, prm[p][1]->d);
+      dw[p] = pair_scales(tile, p0 + p, n_blocks, b);
     }
     for (int t = 0; t < NT; ++t) {
       const int64_t tb = (t0 + t) * n_blocks + b;
@@ -1166,12 +1183,7 @@ HEED_VNNI void dot_pairs_k4(const PairTile<T>& tile, int64_t p0, int64_t nr, con
               sv[p]);
       }
     }
-    for (int t = 0; t < NT; ++t) {
-      const __m512 ad = _mm512_set1_ps(act.d[(t0 + t) * n_blocks + b]);
-      for (int p = 0; p < NP; ++p)
-        acc[p][t] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
-    }
+    block_steps(acc, P, dw, act, t0, n_blocks, b);
   }
   for (int p = 0; p < NP; ++p)
     for (int t = 0; t < NT; ++t) {
@@ -1212,15 +1224,8 @@ HEED_VNNI void dot_pairs_i16(const PairTile<T>& tile, int64_t p0, int64_t nr,
       }
     }
     __m512 dw[NP];
-    for (int p = 0; p < NP; ++p)
-      dw[p] = halves(tile.params[2 * (p0 + p) * n_blocks + b].d,
-                     tile.params[(2 * (p0 + p) + 1) * n_blocks + b].d);
-    for (int t = 0; t < NT; ++t) {
-      const __m512 ad = _mm512_set1_ps(act.d[(t0 + t) * n_blocks + b]);
-      for (int p = 0; p < NP; ++p)
-        acc[p][t] =
-            _mm512_fmadd_ps(_mm512_cvtepi32_ps(P[p][t]), _mm512_mul_ps(dw[p], ad), acc[p][t]);
-    }
+    for (int p = 0; p < NP; ++p) dw[p] = pair_scales(tile, p0 + p, n_blocks, b);
+    block_steps(acc, P, dw, act, t0, n_blocks, b);
   }
   for (int p = 0; p < NP; ++p)
     for (int t = 0; t < NT; ++t) {
