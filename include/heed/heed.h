@@ -1,7 +1,8 @@
 // heed — the public C++ API. The CLI, the server, the eval harness and the
 // tests all use only what this header exposes.
 //
-//   auto model = heed::Model::load("model.gguf");            // mmap + validate
+//   auto model = heed::Model::load("model.gguf");  // read into huge pages, validate
+//                                                  // (WeightResidency::Mapped: mmap, no copy)
 //   heed::Session session(*model, {.n_threads = 2});
 //   auto ids = model->tokenizer().encode("Once upon a time", {});
 //   heed::GenerateOptions opts;  opts.n_predict = 64;  opts.sampling.temperature = 0;

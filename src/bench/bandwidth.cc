@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/huge_pages.h"
 #include "common/thread_pool.h"
 #include "heed/error.h"
 
@@ -32,10 +33,6 @@ uint64_t parse_cache_size(const std::string& text) {
   if (unit == 'G') return value << 30;
   return value;
 }
-
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
 
 // Sums a slice with independent accumulators so the loop is load-bound, not
 // add-latency-bound, and vectorises without -ffast-math (integer adds).
@@ -78,12 +75,11 @@ double measure_bandwidth_gbs(int n_threads, size_t buffer_bytes, int runs) {
   if (n_threads < 1) throw Error("bandwidth: n_threads must be at least 1");
   if (runs < 1) throw Error("bandwidth: runs must be at least 1");
   if (buffer_bytes < (size_t{1} << 20)) throw Error("bandwidth: buffer must be at least 1 MiB");
-  constexpr size_t kAlign = 64;
   const size_t n_words = buffer_bytes / sizeof(uint64_t) / 8 * 8;
-  std::unique_ptr<uint64_t, FreeDeleter> buffer(
-      static_cast<uint64_t*>(std::aligned_alloc(kAlign, n_words * sizeof(uint64_t))));
-  if (!buffer) throw Error("bandwidth: cannot allocate " + std::to_string(buffer_bytes) + " bytes");
-  uint64_t* data = buffer.get();
+  // The same pages as the weights (Model::load's default): the roofline is what
+  // decode could stream from them.
+  HugePageBuffer buffer(n_words * sizeof(uint64_t));
+  uint64_t* data = reinterpret_cast<uint64_t*>(buffer.data());
 
   ThreadPool pool(n_threads);
   auto slice = [&](int t) {

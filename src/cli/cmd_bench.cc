@@ -22,12 +22,12 @@ struct BenchArgs {
   std::vector<std::string> guide_spans;
   std::vector<int> n_prompt = {512}, n_gen = {128}, threads = {2}, trace_metrics;
   int repetitions = 3, batch = 512, bandwidth_mib = 0;
-  bool trace = false, progress = true, exact = false;
+  bool trace = false, progress = true, exact = false, mmap = false;
 };
 
 void run_bench_command(const BenchArgs& a) {
   const bench::OutputFormat format = bench::parse_output_format(a.output);
-  auto model = Model::load(a.model);
+  auto model = Model::load(a.model, a.mmap ? WeightResidency::Mapped : WeightResidency::HugePages);
   bench::BenchParams p;
   p.n_prompt = a.n_prompt;
   p.n_gen = a.n_gen;
@@ -102,6 +102,10 @@ void add_bench(CLI::App& app) {
   c->add_flag("--exact", a->exact,
               "Float activations against exactly dequantized weights (heed run's default) instead "
               "of llama.cpp's quantized activations");
+  c->add_flag(
+      "--mmap", a->mmap,
+      "Keep the weights in the file's mapping (no copy; 4 KiB pages, slower decode) instead "
+      "of reading them into 2 MiB huge pages");
   c->add_flag("!--no-progress", a->progress, "No progress line on stderr");
   c->callback([a] { run_bench_command(*a); });
 }

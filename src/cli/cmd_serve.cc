@@ -14,10 +14,11 @@ struct ServeArgs {
   std::string model, host = "127.0.0.1", chat_template, alias;
   int port = 8080, threads = 2;
   int64_t ctx = 0;
+  bool mmap = false;
 };
 
 void serve(const ServeArgs& a) {
-  auto model = Model::load(a.model);
+  auto model = Model::load(a.model, a.mmap ? WeightResidency::Mapped : WeightResidency::HugePages);
   server::Engine engine(*model, {.session = {.n_ctx = a.ctx, .n_threads = a.threads},
                                  .chat_template = a.chat_template,
                                  .model_id = a.alias});
@@ -50,6 +51,10 @@ void add_serve(CLI::App& app) {
   c->add_option("-c,--ctx-size", a->ctx, "Context size (0: model default, max 4096)");
   c->add_option("--chat-template", a->chat_template, "Chat template name (overrides the model's)");
   c->add_option("--alias", a->alias, "Model id reported by the API (default: the file name)");
+  c->add_flag(
+      "--mmap", a->mmap,
+      "Keep the weights in the file's mapping (no copy; 4 KiB pages, slower decode) instead "
+      "of reading them into 2 MiB huge pages");
   c->callback([a] { serve(*a); });
 }
 

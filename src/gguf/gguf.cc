@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -431,6 +432,28 @@ std::string TensorInfo::shape_string() const {
 
 // ---- File -------------------------------------------------------------------
 
+namespace {
+
+// Reads exactly `size` bytes of fd into out; a short read (the file shrank since
+// fstat) or an I/O error is an error naming the file and offset.
+void read_all(int fd, uint8_t* out, size_t size, const File& f) {
+  size_t done = 0;
+  while (done < size) {
+    const size_t want = std::min<size_t>(size - done, size_t{1} << 30);
+    const ssize_t got = pread(fd, out + done, want, static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0)
+      throw Error(
+          fmt::format("{}: read failed at offset {}: {}", f.path(), done, std::strerror(errno)));
+    if (got == 0)
+      throw Error(
+          fmt::format("{}: file ended at offset {} of {} while reading", f.path(), done, size));
+    done += static_cast<size_t>(got);
+  }
+}
+
+}  // namespace
+
 File::~File() {
   if (mapping_) munmap(mapping_, size_);
 }
@@ -439,7 +462,7 @@ void File::fail(const std::string& msg) const {
   throw Error(path_ + ": " + msg);
 }
 
-std::unique_ptr<File> File::open(const std::string& path) {
+std::unique_ptr<File> File::open(const std::string& path, Residency where) {
   std::unique_ptr<File> f(new File());
   f->path_ = path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -455,7 +478,17 @@ std::unique_ptr<File> File::open(const std::string& path) {
     f->fail("not a regular file");
   }
   f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ > 0) {
+  if (f->size_ > 0 && where == Residency::HugePages && transparent_huge_pages_available()) {
+    try {
+      f->copy_ = HugePageBuffer(f->size_);
+      read_all(fd, f->copy_.data(), f->size_, *f);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+    f->base_ = f->copy_.data();
+  } else if (f->size_ > 0) {
     void* m = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     const int err = errno;
     ::close(fd);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/ggml_types.h"
+#include "common/huge_pages.h"
 #include "heed/error.h"
 
 namespace heed::gguf {
@@ -89,8 +90,13 @@ struct TensorInfo {
 
 class File {
  public:
+  // Where the bytes live once open: the file's own read-only mapping (no copy,
+  // 4 KiB page-cache pages), or read into 2 MiB huge pages (a copy, which
+  // streams faster: see common/huge_pages.h). HugePages falls back to Mapped
+  // where the kernel has no transparent huge pages.
+  enum class Residency { Mapped, HugePages };
   // Opens and validates `path`. Throws heed::Error.
-  static std::unique_ptr<File> open(const std::string& path);
+  static std::unique_ptr<File> open(const std::string& path, Residency where = Residency::Mapped);
   // Parses an in-memory image (used by the fuzzer and tests). The buffer must outlive the File.
   static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size, std::string name);
   ~File();
@@ -101,6 +107,7 @@ class File {
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   size_t file_size() const { return size_; }
+  bool in_huge_pages() const { return copy_.data() != nullptr; }
 
   const std::vector<KeyValue>& metadata() const { return kv_; }
   const Value* find(std::string_view key) const;  // nullptr when absent
@@ -132,6 +139,7 @@ class File {
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   void* mapping_ = nullptr;  // non-null when we own an mmap
+  HugePageBuffer copy_;      // the bytes, when read into huge pages
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   std::vector<KeyValue> kv_;

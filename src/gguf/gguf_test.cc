@@ -643,6 +643,53 @@ TEST(GgufOpen, ReportsOsErrorsWithPath) {
   fs::remove(empty);
 }
 
+// Reading into huge pages gives the same bytes and the same parse as the
+// mapping, and the same errors (with the path) for an empty or missing file.
+TEST(GgufOpen, HugePagesHoldTheSameBytesAsTheMapping) {
+  const fs::path path = fs::temp_directory_path() / "heed_gguf_huge.gguf";
+  const std::vector<uint8_t> bytes = small_writer().to_bytes();
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
+  const auto mapped = File::open(path.string(), File::Residency::Mapped);
+  const auto huge = File::open(path.string(), File::Residency::HugePages);
+  EXPECT_FALSE(mapped->in_huge_pages());
+  EXPECT_EQ(huge->in_huge_pages(), transparent_huge_pages_available());
+  ASSERT_EQ(huge->tensors().size(), mapped->tensors().size());
+  ASSERT_GT(huge->tensors().size(), 0u);
+  for (size_t i = 0; i < huge->tensors().size(); ++i) {
+    const TensorInfo &a = mapped->tensors()[i], &b = huge->tensors()[i];
+    EXPECT_EQ(a.name, b.name);
+    ASSERT_EQ(a.n_bytes, b.n_bytes);
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.n_bytes), 0) << a.name;
+  }
+  EXPECT_EQ(huge->metadata().size(), mapped->metadata().size());
+  EXPECT_EQ(thrown_by([] { File::open("/nonexistent/m.gguf", File::Residency::HugePages); }),
+            "/nonexistent/m.gguf: cannot open: No such file or directory");
+  std::ofstream(path, std::ios::trunc).close();
+  EXPECT_EQ(
+      thrown_by([&] { File::open(path.string(), File::Residency::HugePages); }),
+      path.string() + ": truncated at byte 0 while reading magic (4 bytes needed at offset 0)");
+  fs::remove(path);
+}
+
+TEST(HugePageBuffer, AlignedZeroedMovable) {
+  HugePageBuffer a(3 * HugePageBuffer::kHugePage + 5);
+  ASSERT_NE(a.data(), nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data()) % HugePageBuffer::kHugePage, 0u);
+  EXPECT_EQ(a.size(), 3 * HugePageBuffer::kHugePage + 5);
+  EXPECT_EQ(a.data()[0], 0);
+  EXPECT_EQ(a.data()[a.size() - 1], 0);
+  a.data()[a.size() - 1] = 7;  // the whole size is writable
+  uint8_t* const p = a.data();
+  HugePageBuffer b = std::move(a);
+  EXPECT_EQ(a.data(), nullptr);
+  EXPECT_EQ(b.data(), p);
+  EXPECT_EQ(b.data()[b.size() - 1], 7);
+  EXPECT_EQ(HugePageBuffer().data(), nullptr);
+  EXPECT_EQ(HugePageBuffer(0).size(), 0u);
+}
+
 // ---- Fuzz seed corpus ----------------------------------------------------------
 
 // The committed seeds under fuzz_corpus/ are exactly what these writers produce;

@@ -186,9 +186,9 @@ ModelConfig read_config(const gguf::File& f) {
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> Model::load(const std::string& path, WeightResidency where) {
   std::unique_ptr<Model> m(new Model());
-  m->file_ = gguf::File::open(path);
+  m->file_ = gguf::File::open(path, where);
   const gguf::File& f = *m->file_;
   m->cfg_ = read_config(f);
   ModelConfig& c = m->cfg_;

@@ -1,5 +1,8 @@
 // A loaded model: hyperparameters (architecture as data) and weight views into
-// the mmapped GGUF. Weights are never copied or expanded at load time.
+// the GGUF's bytes, as the file stores them: never expanded or re-laid at load
+// time. By default those bytes are read into 2 MiB huge pages (decode streams
+// them faster, see common/huge_pages.h); WeightResidency::Mapped keeps the
+// file's own mapping instead (no copy).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -61,10 +64,13 @@ struct LayerWeights {
   const float* post_ffn_norm = nullptr;  // gemma2
 };
 
+using WeightResidency = gguf::File::Residency;
+
 class Model {
  public:
   // Loads and validates a GGUF model. Throws heed::Error naming the file and field.
-  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> load(const std::string& path,
+                                     WeightResidency where = WeightResidency::HugePages);
   ~Model();
 
   const ModelConfig& config() const { return cfg_; }
