@@ -40,12 +40,19 @@ namespace hn = hwy::HWY_NAMESPACE;
 #else
 #define HEED_QDOT_X86 0
 #endif
-// AVX-512 VNNI (Ice Lake, Zen 4 / 5): the prefill tiles below use full zmm width.
+// AVX-512 VNNI (Ice Lake, Zen 4 / 5): the prefill tiles and decode lanes below use
+// full zmm width. Highway 1.0.3's AVX3_DL target string lacks avx512vnni, which
+// the target requires of the CPU: the functions with VNNI instructions, and the
+// decode row loop they inline into, add it (HEED_ZMM_TARGET).
 #undef HEED_QDOT_ZMM
+#undef HEED_ZMM_TARGET
 #if HWY_TARGET == HWY_AVX3_DL
 #define HEED_QDOT_ZMM 1
+#define HEED_VNNI __attribute__((target("avx512vnni")))
+#define HEED_ZMM_TARGET HEED_VNNI
 #else
 #define HEED_QDOT_ZMM 0
+#define HEED_ZMM_TARGET
 #endif
 
 // fp16 -> f32 for block scales in the hot loops: one multiply by 2^112 rescales
@@ -844,9 +851,9 @@ struct Direct<TQ6_K> : DirectAvailable {
 // Row r times token t, straight from the packed row. One row at a time keeps
 // each thread's reads one sequential stream: on Zen 3, 2 and 4 interleaved rows
 // decoded 10-25 % slower (smollm2 Q8_0, Q4_K_M; tinyllama Q4_K_M).
-template <class T>
-HWY_INLINE void dot_row_direct(const WeightView& w, int64_t r, const Activations& act, int64_t t,
-                               float* y) {
+template <class T, class Lanes = Direct<T>>
+HEED_ZMM_TARGET HWY_INLINE void dot_row_direct(const WeightView& w, int64_t r,
+                                               const Activations& act, int64_t t, float* y) {
   using ActBlock = typename T::Act::Block;
   const int64_t n_blocks = w.n_in / T::kElems;
   const auto* row =
@@ -867,10 +874,16 @@ HWY_INLINE void dot_row_direct(const WeightView& w, int64_t r, const Activations
     T::params(row[b], &p);
     acc_mins<T>(s, p, kKMins<T> ? act.bsums + (t * n_blocks + b) * 16 : nullptr, ad[b]);
     VI G[1];
-    G[0].raw = Direct<T>::lanes(row[b], p, a_blocks[b].qs);
+    G[0].raw = Lanes::lanes(row[b], p, a_blocks[b].qs);
     acc_block<T>(s, G, p, ad[b], T::kBias == Bias::MinTimesSum ? act.s[t * n_blocks + b] : 0.0f);
   }
   y[t * w.n_out + r] = acc_finish<T>(s);
+}
+// Rows [r_begin, r_end) times token t (Lanes: Direct<T>, or ZmmDirect<T> below).
+template <class T, class Lanes>
+HEED_ZMM_TARGET void dot_rows_direct(const WeightView& w, int64_t r_begin, int64_t r_end,
+                                     const Activations& act, int64_t t, float* y) {
+  for (int64_t r = r_begin; r < r_end; ++r) dot_row_direct<T, Lanes>(w, r, act, t, y);
 }
 #else
 template <class T>
@@ -1005,10 +1018,6 @@ HWY_INLINE void dot_tile_bytes(const uint8_t* q, const typename T::Params* param
 // through ggml's integer sums and float steps, so the bits are the 256-bit
 // kernels' (and decode's), at half the instructions per row; VNNI's fused
 // multiply-adds take one more off each step.
-
-// Highway 1.0.3's AVX3_DL target string lacks avx512vnni, which the target
-// requires of the CPU: the functions with VNNI instructions add it.
-#define HEED_VNNI __attribute__((target("avx512vnni")))
 
 HWY_INLINE __m512i both_halves(const void* p) {
   return _mm512_broadcast_i64x4(load32(p));
@@ -1295,6 +1304,109 @@ HEED_VNNI void q8_0_lane_bias(const int8_t* qs, int32_t* out) {
   _mm256_store_si256(reinterpret_cast<__m256i*>(out),
                      _mm256_sub_epi32(_mm256_setzero_si256(), lanes));
 }
+
+// ---- 512-bit decode (AVX-512 VNNI) ------------------------------------------------
+// Still one row at a time (one read stream per thread), but two 32-element groups
+// per zmm, each in its own 256-bit half against contiguous activations: a Q4_K /
+// Q5_K chunk of 32 qs bytes broadcast to both halves gives its low nibbles (group
+// 2g) in one half and its high nibbles (2g + 1) in the other; Q6_K's 64 ql bytes
+// of a half block give groups (4h, 4h + 1) or (4h + 2, 4h + 3). pmaddubsw, then
+// vpdpwssd with the group scales, sums each half into 8 int32 lanes, and the two
+// halves added are ggml's 8 lanes of the block: integer sums, so any grouping is
+// exact and the float steps (dot_row_direct's) see the same numbers.
+
+// Int16 lanes 0..15 = lo, 16..31 = hi.
+HWY_INLINE __m512i halves16(int lo, int hi) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(lo)),
+                            _mm256_set1_epi16(static_cast<int16_t>(hi)), 1);
+}
+HWY_INLINE __m256i fold_halves(__m512i v) {
+  return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+template <class T>
+struct ZmmDirect {
+  static constexpr bool kAvailable = false;
+};
+
+template <bool kFifthBit, class Block>
+HEED_VNNI HWY_INLINE __m256i k4_lanes_zmm(const Block& b, const uint8_t* qh, const KMinParams& p,
+                                          const int8_t* a) {
+  // The 8 scales as int16 in lanes 0..7; vpermw spreads scale 2g over the low
+  // half and 2g + 1 over the high half.
+  const __m512i sc16 = _mm512_castsi128_si512(
+      _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.scales))));
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512i high = _mm512_setzero_si512();
+  if constexpr (kFifthBit) high = both_halves(qh);
+  __m512i sum = _mm512_setzero_si512();
+  for (int g = 0; g < 4; ++g) {
+    // Shifting int16 lanes moves the high byte's bits into the low byte's top,
+    // which the byte masks clear.
+    __m512i w =
+        _mm512_and_si512(_mm512_srlv_epi16(both_halves(b.qs + 32 * g), halves16(0, 4)), low4);
+    if constexpr (kFifthBit)
+      w = _mm512_or_si512(
+          w, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(high, halves16(2 * g, 2 * g + 1)),
+                                                _mm512_set1_epi8(1)),
+                               4));
+    const __m512i scale = _mm512_permutexvar_epi16(halves16(2 * g, 2 * g + 1), sc16);
+    sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(w, _mm512_loadu_si512(a + 64 * g)), scale);
+  }
+  return fold_halves(sum);
+}
+template <>
+struct ZmmDirect<TQ4_K> : DirectAvailable {
+  HEED_VNNI static HWY_INLINE __m256i lanes(const BlockQ4_K& b, const KMinParams& p,
+                                            const int8_t* a) {
+    return k4_lanes_zmm<false>(b, nullptr, p, a);
+  }
+};
+template <>
+struct ZmmDirect<TQ5_K> : DirectAvailable {
+  HEED_VNNI static HWY_INLINE __m256i lanes(const BlockQ5_K& b, const KMinParams& p,
+                                            const int8_t* a) {
+    return k4_lanes_zmm<true>(b, b.qh, p, a);
+  }
+};
+// Q6_K: part 0 of half h holds the low nibbles of ql[64h..64h+63] (groups 4h, 4h + 1:
+// qh bits 0-1, 2-3), part 1 their high nibbles (4h + 2, 4h + 3: bits 4-5, 6-7).
+template <>
+struct ZmmDirect<TQ6_K> : DirectAvailable {
+  HEED_VNNI static HWY_INLINE __m256i lanes(const BlockQ6_K& b, const ScaleParams&,
+                                            const int8_t* a) {
+    // 16 int8 scales, one per 16 elements: int16 lane l of part (h, part) takes
+    // scale 8h + 4 part + l / 8.
+    const __m512i sc16 = _mm512_castsi256_si512(
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))));
+    const __m512i lane_eighth = _mm512_srli_epi16(
+        _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13,
+                         12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        3);
+    const __m512i low4 = _mm512_set1_epi8(0x0F), thirty_two = _mm512_set1_epi8(32);
+    __m512i sum = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+      const __m512i qh = both_halves(b.qh + 32 * h);
+      for (int part = 0; part < 2; ++part) {
+        const __m512i nib = _mm512_and_si512(part ? _mm512_srli_epi16(ql, 4) : ql, low4);
+        const __m512i top = _mm512_slli_epi16(
+            _mm512_and_si512(_mm512_srlv_epi16(qh, halves16(4 * part, 4 * part + 2)),
+                             _mm512_set1_epi8(3)),
+            4);
+        const __m512i av = _mm512_loadu_si512(a + 128 * h + 64 * part);
+        const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(_mm512_or_si512(nib, top), av),
+                                             _mm512_maddubs_epi16(thirty_two, av));
+        const __m512i scale = _mm512_permutexvar_epi16(
+            _mm512_add_epi16(lane_eighth,
+                             _mm512_set1_epi16(static_cast<int16_t>(8 * h + 4 * part))),
+            sc16);
+        sum = _mm512_dpwssd_epi32(sum, p16, scale);
+      }
+    }
+    return fold_halves(sum);
+  }
+};
 
 template <class T>
 void gemm_pair_tiles(const WeightView& w, const Activations& act, int64_t n_tokens, float* y,
@@ -1640,9 +1752,15 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
         const int64_t n_tasks = (w.n_out + kDirectRows - 1) / kDirectRows;
         pool.parallel_chunks(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
           const int64_t r_end = std::min<int64_t>(w.n_out, static_cast<int64_t>(end) * kDirectRows);
+          const int64_t r_begin = static_cast<int64_t>(begin) * kDirectRows;
           for (int64_t t = 0; t < n_tokens; ++t) {
-            for (int64_t r = static_cast<int64_t>(begin) * kDirectRows; r < r_end; ++r)
-              dot_row_direct<T>(w, r, act, t, y);
+#if HEED_QDOT_ZMM
+            if constexpr (ZmmDirect<T>::kAvailable) {
+              dot_rows_direct<T, ZmmDirect<T>>(w, r_begin, r_end, act, t, y);
+              continue;
+            }
+#endif
+            dot_rows_direct<T, Direct<T>>(w, r_begin, r_end, act, t, y);
           }
         });
         return;
