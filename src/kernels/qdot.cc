@@ -1604,26 +1604,39 @@ void with_traits(DType type, Fn&& fn) {
 using DF8 = hn::CappedTag<float, 8>;
 using DH8 = hn::Rebind<hwy::float16_t, DF8>;
 constexpr int kHalfRows = 4;  // rows per step: 2 and 4 measured alike, 1 slower
-constexpr int64_t kHalfStep = 4 * static_cast<int64_t>(hn::MaxLanes(DF8()));
+// Elements per step of each row: ggml's four 8-lane accumulators. With 16 float
+// lanes (AVX-512) one vector holds two of them, (0 | 1) and (2 | 3), which are
+// adjacent elements: the same lanewise sums in half the instructions.
+constexpr int64_t kHalfStep = 32;
+using DFH = hn::CappedTag<float, 16>;
+using DHH = hn::Rebind<hwy::float16_t, DFH>;
+constexpr int64_t kHalfLanes = static_cast<int64_t>(hn::MaxLanes(DFH()));
+constexpr int kHalfAccs = kHalfLanes == 16 ? 2 : 4;  // vectors per step (1 lane on HWY_SCALAR)
 
 template <int NR>
 HWY_INLINE void half_rows(const WeightView& w, int64_t r0, const float* HWY_RESTRICT x, float* y) {
-  const DF8 df;
-  const DH8 dh;
-  constexpr int64_t kN = static_cast<int64_t>(hn::MaxLanes(DF8()));
+  const DFH df;
+  const DHH dh;
+  constexpr int64_t kN = kHalfLanes;
+  static_assert(kN == 16 || kN == 8 || kN == 4 || kN == 1, "lanes per vector");
+  // Lanes per vector times vectors per step must cover the 32 elements (scalar:
+  // 4 x 1 lanes, a 4-element step: the accumulators then cycle as ggml's lanes do
+  // only for 8 and 16 lanes, where the bits are checked).
+  constexpr int64_t kStep = kN * kHalfAccs;
   const hwy::float16_t* rows[NR];
   for (int r = 0; r < NR; ++r)
     rows[r] = reinterpret_cast<const hwy::float16_t*>(w.data + (r0 + r) * w.row_stride_bytes);
-  decltype(hn::Zero(df)) sum[NR][4];
+  decltype(hn::Zero(df)) sum[NR][kHalfAccs];
   for (int r = 0; r < NR; ++r)
     for (auto& v : sum[r]) v = hn::Zero(df);
   const int64_t np = w.n_in / kHalfStep * kHalfStep;
   const size_t ahead = NR * w.row_stride_bytes;
-  for (int64_t i = 0; i < np; i += kHalfStep) {
-    for (int r = 0; r < NR; ++r)
-      for (int64_t off = 0; off < kHalfStep * 2; off += 64)
-        hwy::Prefetch(reinterpret_cast<const uint8_t*>(rows[r] + i) + ahead + off);
-    for (int j = 0; j < 4; ++j) {
+  for (int64_t i = 0; i < np; i += kStep) {
+    if (i % kHalfStep == 0)
+      for (int r = 0; r < NR; ++r)
+        for (int64_t off = 0; off < kHalfStep * 2; off += 64)
+          hwy::Prefetch(reinterpret_cast<const uint8_t*>(rows[r] + i) + ahead + off);
+    for (int j = 0; j < kHalfAccs; ++j) {
       const auto ax = hn::LoadU(df, x + i + j * kN);
       for (int r = 0; r < NR; ++r)
         sum[r][j] =
@@ -1631,11 +1644,25 @@ HWY_INLINE void half_rows(const WeightView& w, int64_t r0, const float* HWY_REST
     }
   }
   for (int r = 0; r < NR; ++r) {
-    const auto v = hn::Add(hn::Add(sum[r][0], sum[r][2]), hn::Add(sum[r][1], sum[r][3]));
-    HWY_ALIGN float l[8] = {};
-    hn::Store(v, df, l);
-    double total = kN == 8 ? ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
-                           : static_cast<double>(hn::GetLane(hn::SumOfLanes(df, v)));
+    double total;
+#if HWY_TARGET != HWY_SCALAR
+    if constexpr (kN == 16) {
+      // (0 | 1) + (2 | 3), then the halves: (0 + 2) + (1 + 3), ggml's reduction.
+      const auto v16 = hn::Add(sum[r][0], sum[r][1]);
+      const DF8 d8;
+      const auto v = hn::Add(hn::LowerHalf(d8, v16), hn::UpperHalf(d8, v16));
+      HWY_ALIGN float l[8];
+      hn::Store(v, d8, l);
+      total = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    } else
+#endif
+    {
+      const auto v = hn::Add(hn::Add(sum[r][0], sum[r][2]), hn::Add(sum[r][1], sum[r][3]));
+      HWY_ALIGN float l[8] = {};
+      hn::Store(v, df, l);
+      total = kN == 8 ? ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
+                      : static_cast<double>(hn::GetLane(hn::SumOfLanes(df, v)));
+    }
     const auto* raw = reinterpret_cast<const uint16_t*>(rows[r]);
     for (int64_t i = np; i < w.n_in; ++i) total += static_cast<double>(fp16_to_f32(raw[i]) * x[i]);
     y[r0 + r] = static_cast<float>(total);

@@ -211,6 +211,53 @@ TEST(QdotMatmul, EveryTypeEveryTargetMatchesBlockFormula) {
   }
 }
 
+// ggml_vec_dot_f16 as its AVX2 / F16C build sums: four 8-lane accumulators over
+// 32-element steps, (0 + 2) + (1 + 3), the lanes as hsum_float_8, the tail in double.
+float ggml_f16_dot(const uint16_t* w, const float* x, int64_t n) {
+  float acc[4][8] = {};
+  const int64_t np = n / 32 * 32;
+  for (int64_t i = 0; i < np; i += 32)
+    for (int j = 0; j < 4; ++j)
+      for (int l = 0; l < 8; ++l)
+        acc[j][l] = std::fma(fp16_to_f32(w[i + 8 * j + l]), x[i + 8 * j + l], acc[j][l]);
+  float v[8];
+  for (int l = 0; l < 8; ++l) v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  double total = ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+  for (int64_t i = np; i < n; ++i) total += static_cast<double>(fp16_to_f32(w[i]) * x[i]);
+  return static_cast<float>(total);
+}
+
+// F16 decode on the x86 targets (8-lane AVX2, 16-lane AVX-512) gives ggml's bits
+// exactly, tail included.
+TEST(QdotMatmul, HalfDecodeIsGgmlsSumOnEveryX86Target) {
+  ThreadPool pool(2);
+  constexpr int64_t n_in = 1000, n_out = 23;  // 1000 = 31 steps of 32 + an 8-element tail
+  const Weights w = make_weights(DType::F16, n_in, n_out, 5);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(n_in), rounded(n_in);
+  for (int64_t i = 0; i < n_in; ++i) {
+    x[i] = nd(rng);
+    rounded[i] = fp16_to_f32(f32_to_fp16(x[i]));
+  }
+  std::vector<float> want(n_out);
+  for (int64_t r = 0; r < n_out; ++r)
+    want[r] = ggml_f16_dot(
+        reinterpret_cast<const uint16_t*>(w.bytes.data() + r * w.view.row_stride_bytes),
+        rounded.data(), n_in);
+  int checked = 0;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    if (target != HWY_AVX2 && target != HWY_AVX3 && target != HWY_AVX3_DL) continue;
+    hwy::SetSupportedTargetsForTest(target);
+    std::vector<float> got(n_out, NAN);
+    matmul(w.view, x.data(), 1, got.data(), pool, MatmulMode::LlamaCpp);
+    for (int64_t r = 0; r < n_out; ++r) EXPECT_EQ(got[r], want[r]) << hwy::TargetName(target);
+    ++checked;
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  if (checked == 0) GTEST_SKIP() << "no x86 AVX2 / AVX-512 target on this machine";
+}
+
 // The activation quantization is visible: LlamaCpp and Exact differ by far more
 // than float rounding, yet stay close (the test above pins the exact formula).
 TEST(QdotMatmul, DiffersFromExactByActivationQuantization) {
