@@ -87,6 +87,34 @@ HWY_INLINE void WeightedSumBlock(const float* HWY_RESTRICT p, const float* HWY_R
   for (int c = 0; c < kVecs; ++c) hn::StoreU(acc[c], d, o + c * N);
 }
 
+// o[0..n / lanes * lanes) in register blocks of up to 8 vectors. Every block
+// sums the same way (one FMA chain per element, in key order), so the bits do
+// not depend on the block widths: a 64-wide head is one block of 4 vectors on
+// AVX-512, not a per-key read-modify-write of o.
+constexpr int kSumLanes = static_cast<int>(hn::MaxLanes(hn::ScalableTag<float>()));
+HWY_INLINE void WeightedSum(const float* HWY_RESTRICT p, const float* HWY_RESTRICT v,
+                            int64_t stride, int64_t first, int64_t last, int n,
+                            float* HWY_RESTRICT o) {
+  int col = 0;
+  for (int left = n / kSumLanes; left > 0;) {
+    const int vecs = std::min(left, 8);
+    const float* vc = v + col;
+    float* oc = o + col;
+    switch (vecs) {
+      case 8: WeightedSumBlock<8>(p, vc, stride, first, last, oc); break;
+      case 7: WeightedSumBlock<7>(p, vc, stride, first, last, oc); break;
+      case 6: WeightedSumBlock<6>(p, vc, stride, first, last, oc); break;
+      case 5: WeightedSumBlock<5>(p, vc, stride, first, last, oc); break;
+      case 4: WeightedSumBlock<4>(p, vc, stride, first, last, oc); break;
+      case 3: WeightedSumBlock<3>(p, vc, stride, first, last, oc); break;
+      case 2: WeightedSumBlock<2>(p, vc, stride, first, last, oc); break;
+      default: WeightedSumBlock<1>(p, vc, stride, first, last, oc); break;
+    }
+    col += vecs * kSumLanes;
+    left -= vecs;
+  }
+}
+
 // y += p * x
 HWY_INLINE void Axpy(float p, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int n) {
   const hn::ScalableTag<float> d;
@@ -200,11 +228,8 @@ void AttentionTarget(const AttentionShape& shape, const float* q, int64_t n_quer
       float* o = out + (qi * H + h) * D;
       const float* vh = kv.v + hk * D;
       Scale(scores, first, last, inv);
-      const hn::ScalableTag<float> df;
-      const int block = 8 * static_cast<int>(hn::Lanes(df));  // columns kept in registers
-      int col = 0;
-      for (; col + block <= D; col += block)
-        WeightedSumBlock<8>(scores, vh + col, kv_stride, first, last, o + col);
+      WeightedSum(scores, vh, kv_stride, first, last, D, o);
+      const int col = D / kSumLanes * kSumLanes;
       if (col < D) {
         std::fill(o + col, o + D, 0.0f);
         for (int64_t j = first; j <= last; ++j)
