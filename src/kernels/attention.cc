@@ -101,14 +101,30 @@ HWY_INLINE void WeightedSum(const float* HWY_RESTRICT p, const float* HWY_RESTRI
     const float* vc = v + col;
     float* oc = o + col;
     switch (vecs) {
-      case 8: WeightedSumBlock<8>(p, vc, stride, first, last, oc); break;
-      case 7: WeightedSumBlock<7>(p, vc, stride, first, last, oc); break;
-      case 6: WeightedSumBlock<6>(p, vc, stride, first, last, oc); break;
-      case 5: WeightedSumBlock<5>(p, vc, stride, first, last, oc); break;
-      case 4: WeightedSumBlock<4>(p, vc, stride, first, last, oc); break;
-      case 3: WeightedSumBlock<3>(p, vc, stride, first, last, oc); break;
-      case 2: WeightedSumBlock<2>(p, vc, stride, first, last, oc); break;
-      default: WeightedSumBlock<1>(p, vc, stride, first, last, oc); break;
+      case 8:
+        WeightedSumBlock<8>(p, vc, stride, first, last, oc);
+        break;
+      case 7:
+        WeightedSumBlock<7>(p, vc, stride, first, last, oc);
+        break;
+      case 6:
+        WeightedSumBlock<6>(p, vc, stride, first, last, oc);
+        break;
+      case 5:
+        WeightedSumBlock<5>(p, vc, stride, first, last, oc);
+        break;
+      case 4:
+        WeightedSumBlock<4>(p, vc, stride, first, last, oc);
+        break;
+      case 3:
+        WeightedSumBlock<3>(p, vc, stride, first, last, oc);
+        break;
+      case 2:
+        WeightedSumBlock<2>(p, vc, stride, first, last, oc);
+        break;
+      default:
+        WeightedSumBlock<1>(p, vc, stride, first, last, oc);
+        break;
     }
     col += vecs * kSumLanes;
     left -= vecs;

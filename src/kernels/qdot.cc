@@ -388,7 +388,7 @@ struct Activations {
   size_t raw_row_bytes;
   const uint8_t* paired = nullptr;      // byte tiles: [n_tokens][n_in] quants in pair order
   const int16_t* bsum_pairs = nullptr;  // byte tiles: [n_tokens][n_blocks][8]
-  const int32_t* lane_bias = nullptr;   // Q8_0 zmm tiles: [n_tokens][n_blocks][8] (see there)
+  const int32_t* lane_bias = nullptr;  // signed byte zmm tiles: [n_tokens][n_blocks][8] (see there)
 };
 
 // An unpacked tile of weight rows: int16 values [rows][n_in] and block params.
@@ -726,33 +726,41 @@ struct DirectAvailable {
   static constexpr bool kAvailable = true;
 };
 
+// Q8_0, Q4_0, IQ4_NL, Q5_0: values(b) is the block's 32 int8 values in element
+// order (the 512-bit prefill tiles store them too).
 template <>
 struct Direct<TQ8_0> : DirectAvailable {
+  static __m256i values(const BlockQ8_0& b) { return load32(b.qs); }
   static __m256i lanes(const BlockQ8_0& b, const ScaleParams&, const int8_t* a) {
-    return dot_s8(load32(b.qs), load32(a), ones16());
+    return dot_s8(values(b), load32(a), ones16());
   }
 };
 template <>
 struct Direct<TQ4_0> : DirectAvailable {
+  static __m256i values(const BlockQ4_0& b) { return _mm256_sub_epi8(nibbles32(b.qs), bytes(8)); }
   static __m256i lanes(const BlockQ4_0& b, const ScaleParams&, const int8_t* a) {
-    return dot_s8(_mm256_sub_epi8(nibbles32(b.qs), bytes(8)), load32(a), ones16());
+    return dot_s8(values(b), load32(a), ones16());
   }
 };
 template <>
 struct Direct<TIQ4_NL> : DirectAvailable {
-  static __m256i lanes(const BlockIQ4_NL& b, const ScaleParams&, const int8_t* a) {
+  static __m256i values(const BlockIQ4_NL& b) {
     const __m256i table = _mm256_broadcastsi128_si256(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
-    return dot_s8(_mm256_shuffle_epi8(table, nibbles32(b.qs)), load32(a), ones16());
+    return _mm256_shuffle_epi8(table, nibbles32(b.qs));
+  }
+  static __m256i lanes(const BlockIQ4_NL& b, const ScaleParams&, const int8_t* a) {
+    return dot_s8(values(b), load32(a), ones16());
   }
 };
 template <>
 struct Direct<TQ5_0> : DirectAvailable {
+  // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
+  static __m256i values(const BlockQ5_0& b) {
+    return _mm256_or_si256(nibbles32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
+  }
   static __m256i lanes(const BlockQ5_0& b, const ScaleParams&, const int8_t* a) {
-    // nibble | 0xF0 where the fifth bit is clear: nibble + 16 * bit - 16 as int8.
-    const __m256i w =
-        _mm256_or_si256(nibbles32(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), bytes(0xF0)));
-    return dot_s8(w, load32(a), ones16());
+    return dot_s8(values(b), load32(a), ones16());
   }
 };
 template <>
@@ -1035,15 +1043,18 @@ HWY_INLINE void store_pair(__m512 acc, float extra_lo, float extra_hi, float* y0
   if (y1) *y1 = hsum8(&hi) + extra_hi;
 }
 
-// A tile in row pairs, with block params per row: Q8_0 [pairs][blocks][64] bytes
-// (each row's block w + 128, see dot_pairs_q8_0); Q4_K / Q5_K [pairs][blocks][4][128]
-// bytes (per 64 elements: v1 of both rows, then v2 of both, in pair order); the
-// other types without min terms int16 values (Q6_K, Q3_K, Q4_0, Q5_0, IQ4_NL),
+// A tile in row pairs, with block params per row: the signed 32-element types
+// (Q8_0, Q4_0, Q5_0, IQ4_NL) [pairs][blocks][64] bytes (each row's block w + 128,
+// see dot_pairs_s8); Q4_K / Q5_K [pairs][blocks][4][128] bytes (per 64 elements:
+// v1 of both rows, then v2 of both, in pair order); Q6_K and Q3_K int16 values,
 // [pairs][n_in / 16][2][16] in the pair interleave of dot_tile.
 template <class T>
-constexpr bool kPairI16 = T::kBias == Bias::None && !std::is_same_v<T, TQ8_0>;
+constexpr bool kSignedBytePair = std::is_same_v<T, TQ8_0> || std::is_same_v<T, TQ4_0> ||
+                                 std::is_same_v<T, TQ5_0> || std::is_same_v<T, TIQ4_NL>;
 template <class T>
-constexpr bool kPairTile = std::is_same_v<T, TQ8_0> || kByteTile<T> || kPairI16<T>;
+constexpr bool kPairI16 = T::kBias == Bias::None && !kSignedBytePair<T>;
+template <class T>
+constexpr bool kPairTile = kSignedBytePair<T> || kByteTile<T> || kPairI16<T>;
 // Bytes of one row's share of a pair tile.
 template <class T>
 constexpr int64_t kPairValueBytes = kPairI16<T> ? 2 : 1;
@@ -1074,13 +1085,12 @@ HWY_INLINE void block_steps(__m512 (&acc)[NP][NT], const __m512i (&lanes)[NP][NT
   }
 }
 
-// Q8_0 is signed x signed, vpdpbusd u8 x s8: the tile holds w + 128 (w ^ 0x80)
-// and each token's lane k starts at -128 (a[4k] + ... + a[4k+3]) (act.lane_bias),
-// which leaves sum w a exactly.
-template <int NP, int NT>
-HEED_VNNI void dot_pairs_q8_0(const PairTile<TQ8_0>& tile, int64_t p0, int64_t nr,
-                              const Activations& act, int64_t t0, int64_t n_in, float* y,
-                              int64_t n_out, int64_t r0) {
+// Signed x signed, vpdpbusd u8 x s8: the tile holds w + 128 (w ^ 0x80) and each
+// token's lane k starts at -128 (a[4k] + ... + a[4k+3]) (act.lane_bias), which
+// leaves sum w a exactly: one instruction per block, row pair and token.
+template <class T, int NP, int NT>
+HEED_VNNI void dot_pairs_s8(const PairTile<T>& tile, int64_t p0, int64_t nr, const Activations& act,
+                            int64_t t0, int64_t n_in, float* y, int64_t n_out, int64_t r0) {
   const int64_t n_blocks = n_in / kQK;
   const BlockQ8_0* a[NT];
   for (int t = 0; t < NT; ++t)
@@ -1259,7 +1269,7 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
         if constexpr (kPairI16<T>) {
           for (int64_t c = 0; c < T::kElems / 16; ++c)
             std::memset(pair + ((b * T::kElems / 16 + c) * 2 + h) * 32, 0, 32);
-        } else if constexpr (std::is_same_v<T, TQ8_0>) {
+        } else if constexpr (kSignedBytePair<T>) {
           std::memset(pair + b * 64 + 32 * h, 0x80, 32);
         } else {
           for (int j = 0; j < 4; ++j)
@@ -1278,10 +1288,10 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
         interleave_pairs(values, T::kElems);
         for (int64_t c = 0; c < T::kElems / 16; ++c)
           std::memcpy(pair + ((b * T::kElems / 16 + c) * 2 + h) * 32, values + 16 * c, 32);
-      } else if constexpr (std::is_same_v<T, TQ8_0>) {
+      } else if constexpr (kSignedBytePair<T>) {
         T::params(blocks[b], &row_params[b]);
         _mm256_store_si256(reinterpret_cast<__m256i*>(pair + b * 64 + 32 * h),
-                           _mm256_xor_si256(load32(blocks[b].qs), bytes(0x80)));
+                           _mm256_xor_si256(Direct<T>::values(blocks[b]), bytes(0x80)));
       } else {
         T::params(blocks[b], &row_params[b]);
         HWY_ALIGN uint8_t quants[kQK_K];
@@ -1298,8 +1308,8 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
   }
 }
 
-// -128 (a[4k] + ... + a[4k+3]) for Q8_0's lane k: 128 x a by vpdpbusd, negated.
-HEED_VNNI void q8_0_lane_bias(const int8_t* qs, int32_t* out) {
+// -128 (a[4k] + ... + a[4k+3]) for lane k of the signed byte tiles: 128 x a by vpdpbusd, negated.
+HEED_VNNI void s8_lane_bias(const int8_t* qs, int32_t* out) {
   const __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), bytes(0x80), load32(qs));
   _mm256_store_si256(reinterpret_cast<__m256i*>(out),
                      _mm256_sub_epi32(_mm256_setzero_si256(), lanes));
@@ -1424,15 +1434,15 @@ void gemm_pair_tiles(const WeightView& w, const Activations& act, int64_t n_toke
     const int64_t nr = std::min(tile_rows, w.n_out - r0);
     unpack_pairs<T>(w, r0, nr, q.data(), params.data());
     const auto run = [&]<int P, int U>(int64_t p0, int64_t t0) {
-      if constexpr (std::is_same_v<T, TQ8_0>) {
-        dot_pairs_q8_0<P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
+      if constexpr (kSignedBytePair<T>) {
+        dot_pairs_s8<T, P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
       } else if constexpr (kPairI16<T>) {
         dot_pairs_i16<T, P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
       } else {
         dot_pairs_k4<T, P, U>(tile, p0, nr, act, t0, w.n_in, y, w.n_out, r0);
       }
     };
-    if constexpr (std::is_same_v<T, TQ8_0> || kPairI16<T>) {
+    if constexpr (kSignedBytePair<T> || kPairI16<T>) {
       sweep_tiles<2, 6>((nr + 1) / 2, n_tokens, run);
     } else {
       sweep_tiles<2, 3>((nr + 1) / 2, n_tokens, run);
@@ -1546,8 +1556,8 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
 #endif
         }
 #if HEED_QDOT_ZMM
-        if constexpr (std::is_same_v<T, TQ8_0>) {
-          if (biased) q8_0_lane_bias(a[b].qs, sc->lane_bias.data() + i * 8);
+        if constexpr (kSignedBytePair<T>) {
+          if (biased) s8_lane_bias(a[b].qs, sc->lane_bias.data() + i * 8);
         }
 #endif
         if (widen) std::copy(a[b].qs, a[b].qs + T::kElems, sc->q.data() + t * n_in + b * T::kElems);
@@ -1765,13 +1775,15 @@ void QdotTarget(const WeightView& w, const uint8_t* blocks, size_t act_bytes, in
     const bool direct = Direct<T>::kAvailable && n_tokens <= 2;
 #if HEED_QDOT_ZMM
     constexpr bool kPairs = kPairTile<T>;
+    constexpr bool kLaneBias = kSignedBytePair<T>;
 #else
     constexpr bool kPairs = false;
+    constexpr bool kLaneBias = false;
 #endif
-    const ActLayout layout = direct                               ? ActLayout::Raw
-                             : kPairs && std::is_same_v<T, TQ8_0> ? ActLayout::LaneBias
-                             : kUsesByteTile<T>                   ? ActLayout::Paired
-                                                                  : ActLayout::Widened;
+    const ActLayout layout = direct                ? ActLayout::Raw
+                             : kPairs && kLaneBias ? ActLayout::LaneBias
+                             : kUsesByteTile<T>    ? ActLayout::Paired
+                                                   : ActLayout::Widened;
     const Activations act = prepare<T>(blocks, act_bytes, n_tokens, w.n_in, layout, &scratch, pool);
 #if HEED_QDOT_X86
     if constexpr (Direct<T>::kAvailable) {
