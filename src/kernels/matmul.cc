@@ -341,6 +341,22 @@ const char* TargetName() {
   return hwy::TargetName(HWY_TARGET);
 }
 
+// f32 -> f16 bits, round to nearest even: F16C's vcvtps2ph on x86 (what ggml
+// uses), f32_to_fp16 (its exact software twin) elsewhere and for the tail.
+void RoundToHalfTarget(const float* HWY_RESTRICT x, uint16_t* HWY_RESTRICT out, int64_t n) {
+  int64_t i = 0;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#elif HWY_TARGET == HWY_AVX2
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+  for (; i < n; ++i) out[i] = f32_to_fp16(x[i]);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace heed
 HWY_AFTER_NAMESPACE();
@@ -350,6 +366,7 @@ namespace heed {
 
 HWY_EXPORT(MatmulTarget);
 HWY_EXPORT(HalfPrefillTarget);
+HWY_EXPORT(RoundToHalfTarget);
 HWY_EXPORT(TargetName);
 
 namespace {
@@ -400,6 +417,10 @@ void half_prefill(const WeightView& w, const uint16_t* x_half, int64_t n_tokens,
   if (w.type != DType::F16) throw Error("half_prefill: F16 weights only");
   if (n_tokens <= 0 || w.n_out == 0) return;
   HWY_DYNAMIC_DISPATCH(HalfPrefillTarget)(w, x_half, n_tokens, y, pool);
+}
+
+void round_to_half(const float* x, uint16_t* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(RoundToHalfTarget)(x, out, n);
 }
 
 void dequantize_row_of(const WeightView& w, int64_t r, float* out) {

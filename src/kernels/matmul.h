@@ -41,6 +41,9 @@ enum class MatmulMode {
 void matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y, ThreadPool& pool,
             MatmulMode mode = MatmulMode::Exact);
 
+// out[i] = f32_to_fp16(x[i]) for i < n, vectorised (F16C on x86): the same bits.
+void round_to_half(const float* x, uint16_t* out, int64_t n);
+
 // matmul for F16 weights and activations given as f16 bits x_half [n_tokens][n_in]
 // (ggml's f16 path, whose activations are rounded to f16 first): the prefill
 // kernel of qdot_matmul, the same sums as matmul on the widened activations.

@@ -4,12 +4,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "heed/error.h"
 #include "hwy/targets.h"
+#include "kernels/fp16.h"
 #include "kernels/quant.h"
 
 namespace heed {
@@ -147,6 +149,39 @@ TEST(Matmul, EveryHighwayTarget) {
   std::string names;
   for (int64_t target : targets) names += std::string(" ") + hwy::TargetName(target);
   std::printf("  tested targets:%s; default dispatch: %s\n", names.c_str(), matmul_target_name());
+}
+
+// The vector rounding is f32_to_fp16 bit for bit on every target: ties to even,
+// overflow to inf, subnormal halves, signed zeros, NaN payloads.
+TEST(Matmul, RoundToHalfMatchesScalarOnEveryTarget) {
+  std::vector<float> x = {0.0f,     -0.0f,          1.0f,           -1.0f,    65504.0f,  65519.0f,
+                          65520.0f, -1e30f,         5.96e-8f,       2.98e-8f, 2.99e-8f,  1e-45f,
+                          6.1e-5f,  1.00048828125f, 1.00146484375f, INFINITY, -INFINITY, NAN};
+  uint32_t payload = 0x7fc12345u;
+  float nan_payload;
+  std::memcpy(&nan_payload, &payload, sizeof(payload));
+  x.push_back(nan_payload);
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 4000; ++i) {  // every exponent, mostly in and around the half range
+    uint32_t b = bits(rng);
+    if (i % 2) b = (b & 0x807fffffu) | ((100u + b % 60u) << 23);
+    float f;
+    std::memcpy(&f, &b, sizeof(f));
+    x.push_back(f);
+  }
+  std::vector<uint16_t> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = f32_to_fp16(x[i]);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (const size_t n : {x.size(), size_t{13}}) {  // 13: a tail shorter than a vector
+      std::vector<uint16_t> got(n, 0xdead);
+      round_to_half(x.data(), got.data(), static_cast<int64_t>(n));
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_EQ(got[i], want[i]) << hwy::TargetName(target) << " x[" << i << "] = " << x[i];
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(Matmul, DequantizeRowOf) {

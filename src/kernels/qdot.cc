@@ -2016,7 +2016,7 @@ void qdot_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y
       if (halves.size() < total) halves.resize(total);
       uint16_t* const h = halves.data();  // not the workers' own thread_local
       pool.parallel_rows(static_cast<size_t>(n_tokens), [&](size_t t0, size_t t1, int) {
-        for (size_t i = t0 * w.n_in; i < t1 * w.n_in; ++i) h[i] = f32_to_fp16(x[i]);
+        round_to_half(x + t0 * w.n_in, h + t0 * w.n_in, static_cast<int64_t>(t1 - t0) * w.n_in);
       });
       return half_prefill(w, h, n_tokens, y, pool);
     }
