@@ -57,78 +57,130 @@ HWY_INLINE void Dot8Keys(const float* HWY_RESTRICT q, const float* HWY_RESTRICT 
 }
 #endif
 
-// Raw scores q . k_j for j in [first, last].
-HWY_INLINE void KeyDots(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k, int64_t stride,
-                        int n, int64_t first, int64_t last, float* HWY_RESTRICT scores) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// Dot8Keys for R queries of one KV head at once (grouped-query heads): each key
+// vector loaded once serves R FMAs; every (query, key) sums exactly as in
+// Dot8Keys. 8R + R + 1 of AVX-512's 32 vector registers.
+template <int R>
+HWY_INLINE void Dot8KeysRows(const float* const* HWY_RESTRICT q, const float* HWY_RESTRICT k,
+                             int64_t stride, int n, float* const* HWY_RESTRICT out, int64_t j) {
+  __m256 acc[R][8];
+  for (auto& row : acc)
+    for (__m256& a : row) a = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) {
+    __m256 qv[R];
+    for (int r = 0; r < R; ++r) qv[r] = _mm256_loadu_ps(q[r] + i);
+    for (int key = 0; key < 8; ++key) {
+      const __m256 kv = _mm256_loadu_ps(k + key * stride + i);
+      for (int r = 0; r < R; ++r) acc[r][key] = _mm256_fmadd_ps(qv[r], kv, acc[r][key]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const __m256 h0123 =
+        _mm256_hadd_ps(_mm256_hadd_ps(acc[r][0], acc[r][1]), _mm256_hadd_ps(acc[r][2], acc[r][3]));
+    const __m256 h4567 =
+        _mm256_hadd_ps(_mm256_hadd_ps(acc[r][4], acc[r][5]), _mm256_hadd_ps(acc[r][6], acc[r][7]));
+    _mm256_storeu_ps(out[r] + j, _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
+                                               _mm256_permute2f128_ps(h0123, h4567, 0x31)));
+  }
+}
+#endif
+
+// Query rows of one KV head (grouped-query heads of one position: the same key
+// range) scored and summed together.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr int kHeadRows = 3;
+#else
+constexpr int kHeadRows = 1;  // 16 vector registers: Dot8Keys' 8 accumulators per row
+#endif
+static_assert(kHeadRows <= kAttentionRowsPerThread, "the scratch holds the rows' scores");
+
+// Raw scores q_r . k_j for j in [first, last], rows r < n_rows (<= kHeadRows).
+HWY_INLINE void KeyDots(const float* const* HWY_RESTRICT q, int n_rows, const float* HWY_RESTRICT k,
+                        int64_t stride, int n, int64_t first, int64_t last,
+                        float* const* HWY_RESTRICT scores) {
   int64_t j = first;
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  if (n % 8 == 0)
-    for (; j + 8 <= last + 1; j += 8) Dot8Keys(q, k + j * stride, stride, n, scores + j);
+  if (n % 8 == 0) {
+    for (; j + 8 <= last + 1; j += 8) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+      if (n_rows == 3) {
+        Dot8KeysRows<3>(q, k + j * stride, stride, n, scores, j);
+        continue;
+      }
+      if (n_rows == 2) {
+        Dot8KeysRows<2>(q, k + j * stride, stride, n, scores, j);
+        continue;
+      }
 #endif
-  for (; j <= last; ++j) scores[j] = Dot(q, k + j * stride, n);
+      for (int r = 0; r < n_rows; ++r) Dot8Keys(q[r], k + j * stride, stride, n, scores[r] + j);
+    }
+  }
+#endif
+  for (int r = 0; r < n_rows; ++r)
+    for (int64_t jj = j; jj <= last; ++jj) scores[r][jj] = Dot(q[r], k + jj * stride, n);
 }
 
 // o[0..n) = sum_j p[j] * v_j over j in [first, last], accumulated in key order
 // with one FMA per element and key; the output stays in registers per
 // kVecs-vector column block.
-template <int kVecs>
-HWY_INLINE void WeightedSumBlock(const float* HWY_RESTRICT p, const float* HWY_RESTRICT v,
+template <int kVecs, int R>
+HWY_INLINE void WeightedSumBlock(const float* const* HWY_RESTRICT p, const float* HWY_RESTRICT v,
                                  int64_t stride, int64_t first, int64_t last,
-                                 float* HWY_RESTRICT o) {
+                                 float* const* HWY_RESTRICT o, int col) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
-  decltype(hn::Zero(d)) acc[kVecs];
-  for (auto& a : acc) a = hn::Zero(d);
+  decltype(hn::Zero(d)) acc[R][kVecs];
+  for (auto& row : acc)
+    for (auto& a : row) a = hn::Zero(d);
   for (int64_t j = first; j <= last; ++j) {
-    const auto pj = hn::Set(d, p[j]);
     const float* vj = v + j * stride;
-    for (int c = 0; c < kVecs; ++c) acc[c] = hn::MulAdd(pj, hn::LoadU(d, vj + c * N), acc[c]);
+    decltype(hn::Zero(d)) vv[kVecs];
+    for (int c = 0; c < kVecs; ++c) vv[c] = hn::LoadU(d, vj + c * N);
+    for (int r = 0; r < R; ++r) {
+      const auto pj = hn::Set(d, p[r][j]);
+      for (int c = 0; c < kVecs; ++c) acc[r][c] = hn::MulAdd(pj, vv[c], acc[r][c]);
+    }
   }
-  for (int c = 0; c < kVecs; ++c) hn::StoreU(acc[c], d, o + c * N);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < kVecs; ++c) hn::StoreU(acc[r][c], d, o[r] + col + c * N);
 }
 
-// o[0..n / lanes * lanes) in register blocks of up to 8 vectors. Every block
-// sums the same way (one FMA chain per element, in key order), so the bits do
-// not depend on the block widths: a 64-wide head is one block of 4 vectors on
-// AVX-512, not a per-key read-modify-write of o.
+// o[r][0..n / lanes * lanes) in register blocks of up to 8 vectors (4 when
+// rows share them). Every block sums the same way (one FMA chain per element, in
+// key order), so the bits depend neither on the block widths nor on the rows
+// taken together: a 64-wide head is one block of 4 vectors on AVX-512, not a
+// per-key read-modify-write of o.
 constexpr int kSumLanes = static_cast<int>(hn::MaxLanes(hn::ScalableTag<float>()));
-HWY_INLINE void WeightedSum(const float* HWY_RESTRICT p, const float* HWY_RESTRICT v,
-                            int64_t stride, int64_t first, int64_t last, int n,
-                            float* HWY_RESTRICT o) {
+// WeightedSumBlock<vecs, R> for a run-time vecs <= V.
+template <int V, int R>
+HWY_INLINE void WeightedSumVecs(int vecs, const float* const* HWY_RESTRICT p,
+                                const float* HWY_RESTRICT v, int64_t stride, int64_t first,
+                                int64_t last, float* const* HWY_RESTRICT o, int col) {
+  if constexpr (V > 1) {
+    if (vecs < V) return WeightedSumVecs<V - 1, R>(vecs, p, v, stride, first, last, o, col);
+  }
+  WeightedSumBlock<V, R>(p, v, stride, first, last, o, col);
+}
+template <int R>
+HWY_INLINE void WeightedSumRows(const float* const* HWY_RESTRICT p, const float* HWY_RESTRICT v,
+                                int64_t stride, int64_t first, int64_t last, int n,
+                                float* const* HWY_RESTRICT o) {
+  constexpr int kMaxVecs = R == 1 ? 8 : 4;  // R x vecs accumulators + vecs loads fit
   int col = 0;
   for (int left = n / kSumLanes; left > 0;) {
-    const int vecs = std::min(left, 8);
-    const float* vc = v + col;
-    float* oc = o + col;
-    switch (vecs) {
-      case 8:
-        WeightedSumBlock<8>(p, vc, stride, first, last, oc);
-        break;
-      case 7:
-        WeightedSumBlock<7>(p, vc, stride, first, last, oc);
-        break;
-      case 6:
-        WeightedSumBlock<6>(p, vc, stride, first, last, oc);
-        break;
-      case 5:
-        WeightedSumBlock<5>(p, vc, stride, first, last, oc);
-        break;
-      case 4:
-        WeightedSumBlock<4>(p, vc, stride, first, last, oc);
-        break;
-      case 3:
-        WeightedSumBlock<3>(p, vc, stride, first, last, oc);
-        break;
-      case 2:
-        WeightedSumBlock<2>(p, vc, stride, first, last, oc);
-        break;
-      default:
-        WeightedSumBlock<1>(p, vc, stride, first, last, oc);
-        break;
-    }
+    const int vecs = std::min(left, kMaxVecs);
+    WeightedSumVecs<kMaxVecs, R>(vecs, p, v + col, stride, first, last, o, col);
     col += vecs * kSumLanes;
     left -= vecs;
   }
+}
+HWY_INLINE void WeightedSum(const float* const* HWY_RESTRICT p, int n_rows,
+                            const float* HWY_RESTRICT v, int64_t stride, int64_t first,
+                            int64_t last, int n, float* const* HWY_RESTRICT o) {
+  if (kHeadRows >= 3 && n_rows == 3) return WeightedSumRows<3>(p, v, stride, first, last, n, o);
+  if (kHeadRows >= 2 && n_rows == 2) return WeightedSumRows<2>(p, v, stride, first, last, n, o);
+  for (int r = 0; r < n_rows; ++r) WeightedSumRows<1>(p + r, v, stride, first, last, n, o + r);
 }
 
 // y += p * x
@@ -214,49 +266,68 @@ void AttentionTarget(const AttentionShape& shape, const float* q, int64_t n_quer
 
   // Causal rows cost in proportion to their position: threads take tasks in
   // turn (not contiguous halves) so that each gets early and late rows alike.
-  const size_t n_tasks = static_cast<size_t>(n_query * H);
+  // A task is up to kHeadRows heads of one query and one KV head.
+  const int row_sets = (group + kHeadRows - 1) / kHeadRows;
+  const size_t tasks_per_query = static_cast<size_t>(shape.n_head_kv) * row_sets;
+  const size_t n_tasks = static_cast<size_t>(n_query) * tasks_per_query;
   const size_t n_workers = std::min<size_t>(static_cast<size_t>(pool.size()), n_tasks);
   pool.run([&](int ti) {
     if (static_cast<size_t>(ti) >= n_workers) return;
-    float* scores = scratch.scores + static_cast<int64_t>(ti) * scratch.max_kv;
+    float* const thread_scores =
+        scratch.scores + static_cast<int64_t>(ti) * kAttentionRowsPerThread * scratch.max_kv;
     for (size_t task = static_cast<size_t>(ti); task < n_tasks; task += n_workers) {
-      const int64_t qi = static_cast<int64_t>(task) / H;
-      const int h = static_cast<int>(task % H);
-      const int hk = h / group;
+      const auto qi = static_cast<int64_t>(task / tasks_per_query);
+      const auto in_query = static_cast<int>(task % tasks_per_query);
+      const int hk = in_query / row_sets;
+      const int h0 = hk * group + (in_query % row_sets) * kHeadRows;
+      const int n_rows = std::min(kHeadRows, (hk + 1) * group - h0);
       const int64_t pos = pos0 + qi;
-      const float* qv = q + (qi * H + h) * D;
       // Visible keys: [first, last]. The window keeps keys with pos - j < window.
       const int64_t last = std::min<int64_t>(pos, kv.n_kv - 1);
       const int64_t first = shape.window > 0 ? std::max<int64_t>(0, pos - shape.window + 1) : 0;
-      const bool use_bias = bias && bias->values && (!bias->head_enabled || bias->head_enabled[h]);
-      const int64_t n_biased = use_bias ? std::min(last + 1, bias->n_values) : 0;
-
-      const float* kh = kv.k + hk * D;
-      KeyDots(qv, kh, kv_stride, D, first, last, scores);
-      if (shape.softcap > 0.0f)
-        for (int64_t j = first; j <= last; ++j)
-          scores[j] = shape.softcap * std::tanh(scores[j] / shape.softcap);
-      // Scale, then the bias (after scale and softcap, before softmax).
-      const float max_s =
-          ScaleBiasMax(scores, first, last, shape.kq_scale,
-                       n_biased > first ? bias->values : nullptr, std::max(first, n_biased));
-      const float inv = static_cast<float>(1.0 / ExpSum(scores, first, last, max_s));
-      float* o = out + (qi * H + h) * D;
-      const float* vh = kv.v + hk * D;
-      Scale(scores, first, last, inv);
-      WeightedSum(scores, vh, kv_stride, first, last, D, o);
-      const int col = D / kSumLanes * kSumLanes;
-      if (col < D) {
-        std::fill(o + col, o + D, 0.0f);
-        for (int64_t j = first; j <= last; ++j)
-          Axpy(scores[j], vh + j * kv_stride + col, o + col, D - col);
+      const float* qv[kHeadRows];
+      float* scores[kHeadRows];
+      float* o[kHeadRows];
+      for (int r = 0; r < n_rows; ++r) {
+        qv[r] = q + (qi * H + h0 + r) * D;
+        scores[r] = thread_scores + r * scratch.max_kv;
+        o[r] = out + (qi * H + h0 + r) * D;
       }
-      if (n_ch > 0) {
-        float* part = scratch.trace_partial + (qi * H + h) * n_ch;
-        for (int c = 0; c < n_ch; ++c) {
-          double acc = 0.0;
-          for (int64_t j = first; j <= last; ++j) acc += scores[j] * trace->values[j * n_ch + c];
-          part[c] = static_cast<float>(acc);
+      const float* kh = kv.k + hk * D;
+      const float* vh = kv.v + hk * D;
+      KeyDots(qv, n_rows, kh, kv_stride, D, first, last, scores);
+      for (int r = 0; r < n_rows; ++r) {
+        const int h = h0 + r;
+        float* s = scores[r];
+        const bool use_bias =
+            bias && bias->values && (!bias->head_enabled || bias->head_enabled[h]);
+        const int64_t n_biased = use_bias ? std::min(last + 1, bias->n_values) : 0;
+        if (shape.softcap > 0.0f)
+          for (int64_t j = first; j <= last; ++j)
+            s[j] = shape.softcap * std::tanh(s[j] / shape.softcap);
+        // Scale, then the bias (after scale and softcap, before softmax).
+        const float max_s =
+            ScaleBiasMax(s, first, last, shape.kq_scale, n_biased > first ? bias->values : nullptr,
+                         std::max(first, n_biased));
+        const float inv = static_cast<float>(1.0 / ExpSum(s, first, last, max_s));
+        Scale(s, first, last, inv);
+      }
+      WeightedSum(scores, n_rows, vh, kv_stride, first, last, D, o);
+      for (int r = 0; r < n_rows; ++r) {
+        const float* s = scores[r];
+        const int col = D / kSumLanes * kSumLanes;
+        if (col < D) {
+          std::fill(o[r] + col, o[r] + D, 0.0f);
+          for (int64_t j = first; j <= last; ++j)
+            Axpy(s[j], vh + j * kv_stride + col, o[r] + col, D - col);
+        }
+        if (n_ch > 0) {
+          float* part = scratch.trace_partial + (qi * H + h0 + r) * n_ch;
+          for (int c = 0; c < n_ch; ++c) {
+            double acc = 0.0;
+            for (int64_t j = first; j <= last; ++j) acc += s[j] * trace->values[j * n_ch + c];
+            part[c] = static_cast<float>(acc);
+          }
         }
       }
     }

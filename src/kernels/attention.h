@@ -46,9 +46,12 @@ struct TraceValues {
   float* out = nullptr;  // [n_query][n_channels] head-averaged Ā·values (overwritten)
 };
 
+// Query rows a thread scores at once (grouped-query heads sharing a KV head).
+constexpr int kAttentionRowsPerThread = 4;
+
 // Scratch the kernel needs; sized once per session so decode never allocates.
 struct AttentionScratch {
-  float* scores = nullptr;  // [n_threads][max_kv]
+  float* scores = nullptr;  // [n_threads][kAttentionRowsPerThread][max_kv]
   int64_t max_kv = 0;
   float* trace_partial = nullptr;  // [max_query][n_head][n_channels]
 };

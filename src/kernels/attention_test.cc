@@ -52,7 +52,8 @@ struct Output {
 
 Output run_kernel(const Problem& p, bool with_bias, bool with_trace, int threads) {
   ThreadPool pool(threads);
-  std::vector<float> scores(threads * p.n_kv), partial(p.n_query * p.shape.n_head * p.n_ch);
+  std::vector<float> scores(threads * kAttentionRowsPerThread * p.n_kv),
+      partial(p.n_query * p.shape.n_head * p.n_ch);
   AttentionScratch scratch{scores.data(), p.n_kv, partial.data()};
   Output o;
   o.out.resize(p.q.size());
@@ -147,6 +148,37 @@ TEST(Attention, EveryHighwayTarget) {
       const Output r = run_reference(p, true);
       EXPECT_LT(max_diff(k.out, r.out), 2e-5) << hwy::TargetName(target) << " d " << d;
       EXPECT_LT(max_diff(k.trace, r.trace), 2e-6) << hwy::TargetName(target) << " d " << d;
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// A prompt's queries give the bits of the same queries decoded one at a time
+// (the rows scored together, the task split, the thread count change nothing),
+// on every target; GQA groups of 8, 3 and 1 heads.
+TEST(Attention, PrefillEqualsDecodeBitwiseOnEveryTarget) {
+  struct Cfg {
+    int h, hkv, d;
+  };
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (const Cfg& c : {Cfg{16, 2, 64}, Cfg{9, 3, 64}, Cfg{6, 2, 40}, Cfg{4, 4, 136}}) {
+      const Problem p = make(c.h, c.hkv, c.d, 29, 29, 0.0f, 0, 5u + c.h);
+      const Output all = run_kernel(p, true, true, 2);
+      const int64_t row = static_cast<int64_t>(c.h) * c.d;
+      for (int64_t i = 0; i < p.n_query; ++i) {
+        Problem one = p;
+        one.n_query = 1;
+        one.pos0 = i;
+        one.n_kv = i + 1;  // the cache as decode sees it
+        one.q.assign(p.q.begin() + i * row, p.q.begin() + (i + 1) * row);
+        const Output single = run_kernel(one, true, true, 1);
+        for (int64_t e = 0; e < row; ++e)
+          ASSERT_EQ(single.out[e], all.out[i * row + e])
+              << hwy::TargetName(target) << " heads " << c.h << " query " << i << " elem " << e;
+        for (int ch = 0; ch < p.n_ch; ++ch)
+          ASSERT_EQ(single.trace[ch], all.trace[i * p.n_ch + ch]) << hwy::TargetName(target);
+      }
     }
   }
   hwy::SetSupportedTargetsForTest(0);

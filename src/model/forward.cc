@@ -30,7 +30,7 @@ Workspace::Workspace(const ModelConfig& c, int64_t max_batch, int64_t max_ctx, i
   ffn_.resize(B * E);
   rope_cos_.resize(static_cast<size_t>(std::max(1, n_threads)) * (c.rope.n_rot / 2 + 1));
   rope_sin_.resize(static_cast<size_t>(std::max(1, n_threads)) * (c.rope.n_rot / 2 + 1));
-  scores_.resize(static_cast<size_t>(n_threads) * max_ctx);
+  scores_.resize(static_cast<size_t>(n_threads) * kAttentionRowsPerThread * max_ctx);
   trace_partial_.resize(static_cast<size_t>(B) * c.n_head * std::max(1, max_trace_channels));
   trace_out_.resize(static_cast<size_t>(B) * std::max(1, max_trace_channels));
   scratch_.scores = scores_.data();
