@@ -28,7 +28,6 @@ struct RunArgs {
 
 void run(const RunArgs& a) {
   auto model = Model::load(a.model, a.mmap ? WeightResidency::Mapped : WeightResidency::HugePages);
-  const Tokenizer& tok = model->tokenizer();
   std::string text = prompt_text(a.prompt, a.file);
   PromptOptions popts = a.guide.prompt_options();
   if (a.chat) {
