@@ -288,6 +288,7 @@ std::vector<BenchRecord> run_bench(const Model& model, const BenchParams& params
   base.cpu_info = cpu_model_name();
   base.n_batch = params.n_batch;
   base.act_quant = params.matmul_mode == MatmulMode::LlamaCpp;
+  base.huge_pages = model.file().in_huge_pages();
 
   const size_t bw_bytes = params.bandwidth_buffer_bytes ? params.bandwidth_buffer_bytes
                                                         : default_bandwidth_buffer_bytes();
@@ -360,6 +361,7 @@ std::string records_json(const std::vector<BenchRecord>& records) {
     j["guide"] =
         r.guide.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.guide);
     j["act_quant"] = r.act_quant;
+    j["huge_pages"] = r.huge_pages;
     j["trace"] = !r.trace_metrics.empty();
     j["trace_metrics"] = r.trace_metrics;
     j["weight_bytes"] = r.weight_bytes;

@@ -60,6 +60,7 @@ struct BenchRecord {
   std::vector<std::string> trace_metrics;  // metric names, empty when untraced
   double bandwidth_gbs = 0;                // measured read bandwidth at n_threads
   bool act_quant = true;                   // activations quantized as llama.cpp does
+  bool huge_pages = false;                 // weights in 2 MiB pages (not the file mapping)
 
   std::string test_name() const;  // "pp512" / "tg128"
   std::vector<double> samples_ts() const;

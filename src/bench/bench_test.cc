@@ -126,6 +126,7 @@ TEST(Bench, StoriesJsonRecordsAreWellFormed) {
     EXPECT_EQ(r["n_threads"], 1);
     EXPECT_TRUE(r["guide"].is_null());
     EXPECT_EQ(r["trace"], false);
+    EXPECT_EQ(r["huge_pages"], model->file().in_huge_pages());
     const double bw = r["bandwidth_gbs"].get<double>();
     EXPECT_TRUE(std::isfinite(bw) && bw > 0);
 

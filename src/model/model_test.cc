@@ -39,7 +39,8 @@ std::vector<float> read_f32(const fs::path& p) {
 struct Runner {
   std::unique_ptr<Model> model;
   ThreadPool pool{2};
-  explicit Runner(const fs::path& p) : model(Model::load(p.string())) {}
+  explicit Runner(const fs::path& p, WeightResidency where = WeightResidency::HugePages)
+      : model(Model::load(p.string(), where)) {}
 
   // All-position logits [n][n_vocab] for one batch.
   std::vector<float> logits(const std::vector<int32_t>& tokens, const ForwardHooks& hooks = {}) {
@@ -233,6 +234,20 @@ TEST(KernelBias, ZeroBiasIsBitIdentical) {
   const auto biased = r.logits(tokens, ForwardHooks{lb, nullptr});
   ASSERT_EQ(plain.size(), biased.size());
   EXPECT_EQ(0, std::memcmp(plain.data(), biased.data(), plain.size() * sizeof(float)));
+}
+
+// Weights read into huge pages and weights in the file's mapping give the same
+// bits (a quantized file, so the integer kernels read both copies).
+TEST(ModelLoad, HugePagesAndMappingGiveTheSameLogits) {
+  REQUIRE_SHARED();
+  const fs::path file = kShared / "models" / "llama-q4_k_m.gguf";
+  Runner huge(file), mapped(file, WeightResidency::Mapped);
+  EXPECT_EQ(huge.model->file().in_huge_pages(), transparent_huge_pages_available());
+  EXPECT_FALSE(mapped.model->file().in_huge_pages());
+  const std::vector<int32_t> tokens = {1, 15, 300, 7, 42, 99, 5, 260, 11};
+  const auto a = huge.logits(tokens), b = mapped.logits(tokens);
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
 }
 
 struct BiasCase {
