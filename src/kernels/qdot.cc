@@ -1679,8 +1679,22 @@ HWY_INLINE void half_rows(const WeightView& w, int64_t r0, const float* HWY_REST
   }
 }
 
-void HalfDecodeTarget(const WeightView& w, const float* x, int64_t n_tokens, float* y,
+// x: the activations as f16 bits, widened here once (exactly) for the f32 FMAs.
+void HalfDecodeTarget(const WeightView& w, const uint16_t* x_half, int64_t n_tokens, float* y,
                       ThreadPool& pool) {
+  const int64_t total = n_tokens * w.n_in;
+  thread_local AlignedVector<float> widened;
+  if (widened.size() < static_cast<size_t>(total)) widened.resize(static_cast<size_t>(total));
+  {
+    const DFH df;
+    const DHH dh;
+    const auto* h = reinterpret_cast<const hwy::float16_t*>(x_half);
+    int64_t i = 0;
+    for (; i + kHalfLanes <= total; i += kHalfLanes)
+      hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, h + i)), df, widened.data() + i);
+    for (; i < total; ++i) widened[i] = fp16_to_f32(x_half[i]);
+  }
+  const float* const x = widened.data();  // not the workers' own thread_local
   constexpr int64_t kRowsPerTask = 16;
   const int64_t n_tasks = (w.n_out + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_chunks(static_cast<size_t>(n_tasks), 1, [&](size_t begin, size_t end, int) {
@@ -2020,14 +2034,16 @@ void qdot_matmul(const WeightView& w, const float* x, int64_t n_tokens, float* y
       });
       return half_prefill(w, h, n_tokens, y, pool);
     }
+    if (at == DType::F16) {
+      // Decode reads every weight once: a streaming kernel in ggml's summation order.
+      thread_local AlignedVector<uint16_t> halves;
+      if (halves.size() < total) halves.resize(total);
+      round_to_half(x, halves.data(), static_cast<int64_t>(total));
+      return HWY_DYNAMIC_DISPATCH(HalfDecodeTarget)(w, halves.data(), n_tokens, y, pool);
+    }
     thread_local AlignedVector<float> rounded;
     if (rounded.size() < total) rounded.resize(total);
-    for (size_t i = 0; i < total; ++i)
-      rounded[i] =
-          at == DType::F16 ? fp16_to_f32(f32_to_fp16(x[i])) : bf16_to_f32(f32_to_bf16(x[i]));
-    // Decode reads every weight once: a streaming kernel in ggml's summation order.
-    if (at == DType::F16)
-      return HWY_DYNAMIC_DISPATCH(HalfDecodeTarget)(w, rounded.data(), n_tokens, y, pool);
+    for (size_t i = 0; i < total; ++i) rounded[i] = bf16_to_f32(f32_to_bf16(x[i]));
     return matmul(w, rounded.data(), n_tokens, y, pool, MatmulMode::Exact);
   }
   const size_t act_bytes = act_row_bytes(w.type, w.n_in);
