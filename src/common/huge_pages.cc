@@ -33,7 +33,7 @@ HugePageBuffer::HugePageBuffer(size_t bytes) {
   mapping_ = m;
   mapping_bytes_ = total;
   const auto addr = reinterpret_cast<uintptr_t>(m);
-  data_ = reinterpret_cast<uint8_t*>((addr + kHugePage - 1) / kHugePage * kHugePage);
+  data_ = static_cast<uint8_t*>(m) + (kHugePage - addr % kHugePage) % kHugePage;
   size_ = bytes;
   // Advice only: without transparent huge pages the memory is ordinary pages.
   (void)madvise(data_, rounded, MADV_HUGEPAGE);

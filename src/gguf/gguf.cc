@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 namespace heed::gguf {
 
@@ -648,7 +649,7 @@ std::string File::get_string(std::string_view key) const {
 
 std::string File::get_string_or(std::string_view key, std::string fallback) const {
   const Value* v = find(key);
-  return v ? get_string(key) : fallback;
+  return v ? get_string(key) : std::move(fallback);
 }
 
 uint64_t File::get_uint(std::string_view key) const {
