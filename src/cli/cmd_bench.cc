@@ -27,7 +27,7 @@ struct BenchArgs {
 
 void run_bench_command(const BenchArgs& a) {
   const bench::OutputFormat format = bench::parse_output_format(a.output);
-  auto model = Model::load(a.model, a.mmap ? WeightResidency::Mapped : WeightResidency::HugePages);
+  auto model = load_model(a.model, a.mmap);
   bench::BenchParams p;
   p.n_prompt = a.n_prompt;
   p.n_gen = a.n_gen;
@@ -102,10 +102,7 @@ void add_bench(CLI::App& app) {
   c->add_flag("--exact", a->exact,
               "Float activations against exactly dequantized weights (heed run's default) instead "
               "of llama.cpp's quantized activations");
-  c->add_flag(
-      "--mmap", a->mmap,
-      "Keep the weights in the file's mapping (no copy; 4 KiB pages, slower decode) instead "
-      "of reading them into 2 MiB huge pages");
+  add_mmap_flag(c, &a->mmap);
   c->add_flag("!--no-progress", a->progress, "No progress line on stderr");
   c->callback([a] { run_bench_command(*a); });
 }

@@ -27,7 +27,7 @@ struct RunArgs {
 };
 
 void run(const RunArgs& a) {
-  auto model = Model::load(a.model, a.mmap ? WeightResidency::Mapped : WeightResidency::HugePages);
+  auto model = load_model(a.model, a.mmap);
   std::string text = prompt_text(a.prompt, a.file);
   PromptOptions popts = a.guide.prompt_options();
   if (a.chat) {
@@ -102,10 +102,7 @@ void add_run(CLI::App& app) {
   c->add_option("--system", a->system, "System message (with --chat)");
   c->add_option("--chat-template", a->chat_template, "Chat template name (overrides the model's)");
   c->add_flag("--echo", a->echo, "Print the prompt before the continuation");
-  c->add_flag(
-      "--mmap", a->mmap,
-      "Keep the weights in the file's mapping (no copy; 4 KiB pages, slower decode) instead "
-      "of reading them into 2 MiB huge pages");
+  add_mmap_flag(c, &a->mmap);
   c->add_flag("-v,--verbose", a->verbose, "Print timings to stderr");
   c->add_flag("--act-quant", a->act_quant,
               "Quantize activations like llama.cpp (Q8_0/Q8_K integer dots) instead of float");

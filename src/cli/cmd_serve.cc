@@ -18,7 +18,7 @@ struct ServeArgs {
 };
 
 void serve(const ServeArgs& a) {
-  auto model = Model::load(a.model, a.mmap ? WeightResidency::Mapped : WeightResidency::HugePages);
+  auto model = load_model(a.model, a.mmap);
   server::Engine engine(*model, {.session = {.n_ctx = a.ctx, .n_threads = a.threads},
                                  .chat_template = a.chat_template,
                                  .model_id = a.alias});
@@ -51,10 +51,7 @@ void add_serve(CLI::App& app) {
   c->add_option("-c,--ctx-size", a->ctx, "Context size (0: model default, max 4096)");
   c->add_option("--chat-template", a->chat_template, "Chat template name (overrides the model's)");
   c->add_option("--alias", a->alias, "Model id reported by the API (default: the file name)");
-  c->add_flag(
-      "--mmap", a->mmap,
-      "Keep the weights in the file's mapping (no copy; 4 KiB pages, slower decode) instead "
-      "of reading them into 2 MiB huge pages");
+  add_mmap_flag(c, &a->mmap);
   c->callback([a] { serve(*a); });
 }
 

@@ -23,6 +23,17 @@ void register_commands(CLI::App& app) {
   add_serve(app);
 }
 
+void add_mmap_flag(CLI::App* c, bool* mmap) {
+  c->add_flag(
+      "--mmap", *mmap,
+      "Keep the weights in the file's mapping (no copy; 4 KiB pages, slower decode) instead "
+      "of reading them into 2 MiB huge pages");
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, bool mmap) {
+  return Model::load(path, mmap ? WeightResidency::Mapped : WeightResidency::HugePages);
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));

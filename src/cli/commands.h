@@ -3,8 +3,11 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "heed/heed.h"
 
 namespace heed::cli {
 
@@ -22,6 +25,10 @@ void add_eval(CLI::App& app);
 void add_serve(CLI::App& app);
 
 // Shared helpers.
+// --mmap: keep the weights in the file's mapping instead of huge pages.
+void add_mmap_flag(CLI::App* c, bool* mmap);
+// Model::load with the residency --mmap picked.
+std::unique_ptr<Model> load_model(const std::string& path, bool mmap);
 std::string read_file(const std::string& path);  // throws heed::Error naming the path
 std::vector<int32_t> parse_token_list(const std::string& text);  // "1,2,3" or "1 2 3"
 // Prints "prefill DONE/TOTAL tokens" on stderr, in place, for long prompts.

@@ -36,34 +36,14 @@ HWY_INLINE float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, i
 }
 
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// Dot products of q with 8 keys k + i * stride (i = 0..7), n a multiple of 8:
-// eight 8-lane accumulators reduced together by a transpose of hadds, which is
-// far cheaper than eight separate horizontal sums.
-HWY_INLINE void Dot8Keys(const float* HWY_RESTRICT q, const float* HWY_RESTRICT k, int64_t stride,
-                         int n, float* HWY_RESTRICT out) {
-  __m256 acc[8];
-  for (__m256& a : acc) a = _mm256_setzero_ps();
-  for (int i = 0; i < n; i += 8) {
-    const __m256 qv = _mm256_loadu_ps(q + i);
-    for (int key = 0; key < 8; ++key)
-      acc[key] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + key * stride + i), acc[key]);
-  }
-  const __m256 h0123 =
-      _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-  const __m256 h4567 =
-      _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
-  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(h0123, h4567, 0x20),
-                                      _mm256_permute2f128_ps(h0123, h4567, 0x31)));
-}
-#endif
-
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// Dot8Keys for R queries of one KV head at once (grouped-query heads): each key
-// vector loaded once serves R FMAs; every (query, key) sums exactly as in
-// Dot8Keys. 8R + R + 1 of AVX-512's 32 vector registers.
+// Dot products of R queries with 8 keys k + i * stride (i = 0..7), n a multiple
+// of 8: eight 8-lane accumulators per query reduced together by a transpose of
+// hadds (far cheaper than eight horizontal sums); each key vector loaded serves
+// R FMAs. Every (query, key) sums the same way whatever R is. 9R + 1 vector
+// registers: R > 1 only with AVX-512's 32.
 template <int R>
-HWY_INLINE void Dot8KeysRows(const float* const* HWY_RESTRICT q, const float* HWY_RESTRICT k,
-                             int64_t stride, int n, float* const* HWY_RESTRICT out, int64_t j) {
+HWY_INLINE void Dot8Keys(const float* const* HWY_RESTRICT q, const float* HWY_RESTRICT k,
+                         int64_t stride, int n, float* const* HWY_RESTRICT out, int64_t j) {
   __m256 acc[R][8];
   for (auto& row : acc)
     for (__m256& a : row) a = _mm256_setzero_ps();
@@ -91,7 +71,7 @@ HWY_INLINE void Dot8KeysRows(const float* const* HWY_RESTRICT q, const float* HW
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 constexpr int kHeadRows = 3;
 #else
-constexpr int kHeadRows = 1;  // 16 vector registers: Dot8Keys' 8 accumulators per row
+constexpr int kHeadRows = 1;  // 16 vector registers: Dot8Keys<1> takes 9
 #endif
 static_assert(kHeadRows <= kAttentionRowsPerThread, "the scratch holds the rows' scores");
 
@@ -103,17 +83,14 @@ HWY_INLINE void KeyDots(const float* const* HWY_RESTRICT q, int n_rows, const fl
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
   if (n % 8 == 0) {
     for (; j + 8 <= last + 1; j += 8) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-      if (n_rows == 3) {
-        Dot8KeysRows<3>(q, k + j * stride, stride, n, scores, j);
-        continue;
+      const float* kj = k + j * stride;
+      if (kHeadRows >= 3 && n_rows == 3) {
+        Dot8Keys<3>(q, kj, stride, n, scores, j);
+      } else if (kHeadRows >= 2 && n_rows == 2) {
+        Dot8Keys<2>(q, kj, stride, n, scores, j);
+      } else {
+        for (int r = 0; r < n_rows; ++r) Dot8Keys<1>(q + r, kj, stride, n, scores + r, j);
       }
-      if (n_rows == 2) {
-        Dot8KeysRows<2>(q, k + j * stride, stride, n, scores, j);
-        continue;
-      }
-#endif
-      for (int r = 0; r < n_rows; ++r) Dot8Keys(q[r], k + j * stride, stride, n, scores[r] + j);
     }
   }
 #endif
@@ -121,9 +98,9 @@ HWY_INLINE void KeyDots(const float* const* HWY_RESTRICT q, int n_rows, const fl
     for (int64_t jj = j; jj <= last; ++jj) scores[r][jj] = Dot(q[r], k + jj * stride, n);
 }
 
-// o[0..n) = sum_j p[j] * v_j over j in [first, last], accumulated in key order
-// with one FMA per element and key; the output stays in registers per
-// kVecs-vector column block.
+// o[r][col..col + kVecs lanes) = sum_j p[r][j] * v_j over j in [first, last], in
+// key order with one FMA per element and key; each value vector loaded serves
+// the R rows, whose outputs stay in registers.
 template <int kVecs, int R>
 HWY_INLINE void WeightedSumBlock(const float* const* HWY_RESTRICT p, const float* HWY_RESTRICT v,
                                  int64_t stride, int64_t first, int64_t last,

@@ -1612,7 +1612,6 @@ void with_traits(DType type, Fn&& fn) {
 // ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)), the tail in double. The activations are
 // already rounded to f16 (and widened back, exactly).
 using DF8 = hn::CappedTag<float, 8>;
-using DH8 = hn::Rebind<hwy::float16_t, DF8>;
 constexpr int kHalfRows = 4;  // rows per step: 2 and 4 measured alike, 1 slower
 // Elements per step of each row: ggml's four 8-lane accumulators. With 16 float
 // lanes (AVX-512) one vector holds two of them, (0 | 1) and (2 | 3), which are
@@ -1629,9 +1628,8 @@ HWY_INLINE void half_rows(const WeightView& w, int64_t r0, const float* HWY_REST
   const DHH dh;
   constexpr int64_t kN = kHalfLanes;
   static_assert(kN == 16 || kN == 8 || kN == 4 || kN == 1, "lanes per vector");
-  // Lanes per vector times vectors per step must cover the 32 elements (scalar:
-  // 4 x 1 lanes, a 4-element step: the accumulators then cycle as ggml's lanes do
-  // only for 8 and 16 lanes, where the bits are checked).
+  // Elements per loop step: 32 with 8 or 16 lanes (ggml's order, tested bit for
+  // bit); fewer on narrower targets, which only need to be correct.
   constexpr int64_t kStep = kN * kHalfAccs;
   const hwy::float16_t* rows[NR];
   for (int r = 0; r < NR; ++r)
