@@ -1308,9 +1308,15 @@ void unpack_pairs(const WeightView& w, int64_t r0, int64_t nr, uint8_t* q,
   }
 }
 
-// -128 (a[4k] + ... + a[4k+3]) for lane k of the signed byte tiles: 128 x a by vpdpbusd, negated.
-HEED_VNNI void s8_lane_bias(const int8_t* qs, int32_t* out) {
-  const __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), bytes(0x80), load32(qs));
+// -128 (a[4k] + ... + a[4k+3]) for lane k of the signed byte tiles: 128 x a, negated.
+// pmaddubsw cannot saturate here (|128 (a + b)| <= 32768), so pmaddwd by ones
+// gives vpdpbusd's sums exactly. Not a ymm vpdpbusd: Highway 1.0.3's AVX3_DL
+// target string enables AVX-VNNI, and GCC then encodes a ymm vpdpbusd as VEX,
+// which Zen 4 and Ice Lake (AVX3_DL CPUs without AVX-VNNI) fault on. The test
+// Avx3Dl.NoVexVnniInstructions checks the built library for such encodings.
+void s8_lane_bias(const int8_t* qs, int32_t* out) {
+  const __m256i pairs = _mm256_maddubs_epi16(bytes(0x80), load32(qs));
+  const __m256i lanes = _mm256_madd_epi16(pairs, ones16());
   _mm256_store_si256(reinterpret_cast<__m256i*>(out),
                      _mm256_sub_epi32(_mm256_setzero_si256(), lanes));
 }
