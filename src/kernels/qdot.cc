@@ -883,6 +883,10 @@ HEED_ZMM_TARGET HWY_INLINE void dot_row_direct(const WeightView& w, int64_t r,
       if constexpr (sizeof(typename T::W) > 64) hwy::Prefetch(next + 64);
       if constexpr (sizeof(typename T::W) > 128) hwy::Prefetch(next + 128);
     }
+    if constexpr (requires { Lanes::kFusedBlock; }) {
+      Lanes::block(s, row[b], act.bsum_pairs + (t * n_blocks + b) * 8, ad[b], a_blocks[b].qs);
+      continue;
+    }
     typename T::Params p;
     T::params(row[b], &p);
     acc_mins<T>(s, p, kKMins<T> ? act.bsums + (t * n_blocks + b) * 16 : nullptr, ad[b]);
@@ -1350,13 +1354,11 @@ struct ZmmDirect {
   static constexpr bool kAvailable = false;
 };
 
+// sc16: the 8 group scales as int16 in lanes 0..7; vpermw spreads scale 2g over
+// the low half and 2g + 1 over the high half.
 template <bool kFifthBit, class Block>
-HEED_VNNI HWY_INLINE __m256i k4_lanes_zmm(const Block& b, const uint8_t* qh, const KMinParams& p,
+HEED_VNNI HWY_INLINE __m256i k4_lanes_zmm(const Block& b, const uint8_t* qh, __m512i sc16,
                                           const int8_t* a) {
-  // The 8 scales as int16 in lanes 0..7; vpermw spreads scale 2g over the low
-  // half and 2g + 1 over the high half.
-  const __m512i sc16 = _mm512_castsi128_si512(
-      _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.scales))));
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512i high = _mm512_setzero_si512();
   if constexpr (kFifthBit) high = both_halves(qh);
@@ -1376,18 +1378,54 @@ HEED_VNNI HWY_INLINE __m256i k4_lanes_zmm(const Block& b, const uint8_t* qh, con
   }
   return fold_halves(sum);
 }
+HWY_INLINE __m512i k4_scales16(const KMinParams& p) {
+  return _mm512_castsi128_si512(
+      _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.scales))));
+}
 template <>
 struct ZmmDirect<TQ4_K> : DirectAvailable {
   HEED_VNNI static HWY_INLINE __m256i lanes(const BlockQ4_K& b, const KMinParams& p,
                                             const int8_t* a) {
-    return k4_lanes_zmm<false>(b, nullptr, p, a);
+    return k4_lanes_zmm<false>(b, nullptr, k4_scales16(p), a);
+  }
+  // A whole block in vector registers: decode is bound by the per-block work
+  // around the 4 dot steps (k4_params' scalar bit moves, a store and reload of
+  // the scales, the bsum pair sums), so those run as SSE ops on 32-bit lanes,
+  // with the pairs summed once per call. The float steps are acc_mins' and
+  // acc_block's, on the same products, so the bits do not change.
+  static constexpr bool kFusedBlock = true;
+  HEED_VNNI static HWY_INLINE void block(RowAcc& s, const BlockQ4_K& b, const int16_t* pairs,
+                                         float ad, const int8_t* a) {
+    // [d, dmin] * ad: the products half(d) * ad and half(dmin) * ad.
+    uint32_t d_dmin;  // the block's first 4 bytes
+    std::memcpy(&d_dmin, &b, sizeof(d_dmin));
+    const __m128 prod =
+        _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_dmin))), _mm_set1_ps(ad));
+    // k4_params on lanes: w0 = lane 0, w1 = lane 1, w2 = lane 2 of the scale bytes.
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    const __m128i low6 = _mm_and_si128(v, _mm_set1_epi32(0x3f3f3f3f));
+    const __m128i w2_nibbles =
+        _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(v, 0xAA), _mm_setr_epi32(0, 4, 0, 0)),
+                      _mm_set1_epi32(0x0f0f0f0f));
+    const __m128i top2 = _mm_and_si128(_mm_srli_epi32(v, 2), _mm_set1_epi32(0x30303030));
+    // Bytes 0..7: the 8 scales, 8..15: the 8 mins.
+    const __m128i scale_min = _mm_unpacklo_epi32(low6, _mm_or_si128(w2_nibbles, top2));
+    const __m128i min_lanes =
+        _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(scale_min, 8)),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(pairs)));
+    const float dmin = -_mm_cvtss_f32(_mm_movehdup_ps(prod));
+    s.acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(min_lanes), s.acc_m);
+    const __m256i lanes =
+        k4_lanes_zmm<false>(b, nullptr, _mm512_castsi128_si512(_mm_cvtepu8_epi16(scale_min)), a);
+    s.acc[0].raw = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(_mm_cvtss_f32(prod)),
+                                   s.acc[0].raw);
   }
 };
 template <>
 struct ZmmDirect<TQ5_K> : DirectAvailable {
   HEED_VNNI static HWY_INLINE __m256i lanes(const BlockQ5_K& b, const KMinParams& p,
                                             const int8_t* a) {
-    return k4_lanes_zmm<true>(b, b.qh, p, a);
+    return k4_lanes_zmm<true>(b, b.qh, k4_scales16(p), a);
   }
 };
 // Q6_K: part 0 of half h holds the low nibbles of ql[64h..64h+63] (groups 4h, 4h + 1:
@@ -1540,9 +1578,11 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
   };
   const bool widen = layout == ActLayout::Widened;
   const bool paired = HEED_QDOT_X86 && kKMins<T> && layout == ActLayout::Paired;
+  // The fused Q4_K decode block (ZmmDirect) reads the bsum pairs too.
+  const bool pairs = paired || (HEED_QDOT_ZMM && T::kBias == Bias::Q4K && layout == ActLayout::Raw);
   if (widen) grow(sc->q, n_tokens * n_in);
   if (paired) grow(sc->paired, n_tokens * n_in);
-  if (paired) grow(sc->bsum_pairs, n_tokens * n_blocks * 8);
+  if (pairs) grow(sc->bsum_pairs, n_tokens * n_blocks * 8);
   const bool biased = HEED_QDOT_ZMM && layout == ActLayout::LaneBias;
   if (biased) grow(sc->lane_bias, n_tokens * n_blocks * 8);
   grow(sc->d, n_tokens * n_blocks);
@@ -1558,12 +1598,12 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
         if constexpr (kKMins<T>) {
           std::copy(a[b].bsums, a[b].bsums + 16, sc->bsums.data() + i * 16);
 #if HEED_QDOT_X86
-          if (paired) {
+          if (paired)
             pair_order_block(reinterpret_cast<const uint8_t*>(a[b].qs),
                              sc->paired.data() + t * n_in + b * T::kElems);
+          if (pairs)
             _mm_storeu_si128(reinterpret_cast<__m128i*>(sc->bsum_pairs.data() + i * 8),
                              bsum_pairs(a[b].bsums));
-          }
 #endif
         }
 #if HEED_QDOT_ZMM
@@ -1580,10 +1620,8 @@ Activations prepare(const uint8_t* blocks, size_t act_bytes, int64_t n_tokens, i
   pool.parallel_rows(static_cast<size_t>(n_tokens), rows);
   Activations act{sc->q.data(), sc->d.data(), sc->s.data(), sc->bsums.data(), blocks, act_bytes};
   if (biased) act.lane_bias = sc->lane_bias.data();
-  if (paired) {
-    act.paired = sc->paired.data();
-    act.bsum_pairs = sc->bsum_pairs.data();
-  }
+  if (paired) act.paired = sc->paired.data();
+  if (pairs) act.bsum_pairs = sc->bsum_pairs.data();
   return act;
 }
 
