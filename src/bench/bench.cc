@@ -300,32 +300,47 @@ std::vector<BenchRecord> run_bench(const Model& model, const BenchParams& params
     report(fmt::format("bandwidth t={}", n_threads));
     const double bandwidth = measure_bandwidth_gbs(n_threads, bw_bytes);
     for (const Test& test : tests) {
+      // Every variant (guide span x trace set) of this test is built and warmed up
+      // first, then timed repetition by repetition in turn: a machine whose speed
+      // drifts between minutes then biases none of them against the others.
+      struct Variant {
+        BenchRecord rec;
+        std::string name;
+        std::unique_ptr<Runner> runner;
+      };
+      std::vector<Variant> variants;
       for (const Guide& guide : guides) {
         for (const std::vector<InfluenceMetric>& trace : params.trace_sets) {
-          BenchRecord rec = base;
-          rec.n_threads = n_threads;
-          rec.n_prompt = test.n_prompt;
-          rec.n_gen = test.n_gen;
-          rec.bandwidth_gbs = bandwidth;
-          rec.test_time = utc_now_rfc3339();
-          rec.guide = guide.spec;
-          for (InfluenceMetric m : trace) rec.trace_metrics.emplace_back(influence_metric_name(m));
-          std::string name = fmt::format("{} t={}", rec.test_name(), n_threads);
-          if (!guide.spec.empty()) name += " guide " + guide.spec;
-          if (!trace.empty()) name += fmt::format(" trace {}", fmt::join(rec.trace_metrics, ","));
-          Runner runner(model, params, test, n_threads, guide.steering ? &*guide.steering : nullptr,
-                        guide.indicator, trace);
-          report(name + " warmup");
-          runner.clear();
-          if (test.n_prompt > 0) runner.prompt(test.n_prompt);
-          if (test.n_gen > 0) runner.generate(1);
-          for (int r = 0; r < params.repetitions; ++r) {
-            report(fmt::format("{} rep {}/{}", name, r + 1, params.repetitions));
-            rec.samples_ns.push_back(runner.timed_run());
-          }
-          records.push_back(std::move(rec));
+          Variant& v = variants.emplace_back();
+          v.rec = base;
+          v.rec.n_threads = n_threads;
+          v.rec.n_prompt = test.n_prompt;
+          v.rec.n_gen = test.n_gen;
+          v.rec.bandwidth_gbs = bandwidth;
+          v.rec.test_time = utc_now_rfc3339();
+          v.rec.guide = guide.spec;
+          for (InfluenceMetric m : trace)
+            v.rec.trace_metrics.emplace_back(influence_metric_name(m));
+          v.name = fmt::format("{} t={}", v.rec.test_name(), n_threads);
+          if (!guide.spec.empty()) v.name += " guide " + guide.spec;
+          if (!trace.empty())
+            v.name += fmt::format(" trace {}", fmt::join(v.rec.trace_metrics, ","));
+          v.runner = std::make_unique<Runner>(model, params, test, n_threads,
+                                              guide.steering ? &*guide.steering : nullptr,
+                                              guide.indicator, trace);
+          report(v.name + " warmup");
+          v.runner->clear();
+          if (test.n_prompt > 0) v.runner->prompt(test.n_prompt);
+          if (test.n_gen > 0) v.runner->generate(1);
         }
       }
+      for (int r = 0; r < params.repetitions; ++r) {
+        for (Variant& v : variants) {
+          report(fmt::format("{} rep {}/{}", v.name, r + 1, params.repetitions));
+          v.rec.samples_ns.push_back(v.runner->timed_run());
+        }
+      }
+      for (Variant& v : variants) records.push_back(std::move(v.rec));
     }
   }
   return records;

@@ -80,7 +80,8 @@ double sample_stddev(const std::vector<double>& v);
 // column.
 std::string model_type(const Model& model);
 
-// Runs every (threads, test, guide span, trace set) combination, in that order.
+// Runs every (threads, test, guide span, trace set) combination; the records come in
+// that order. The variants of one test are timed in turn, one repetition each.
 // Throws heed::Error for bad parameters (nothing to run, negative sizes,
 // repetitions or threads < 1, a bad guide span, an empty variant list).
 std::vector<BenchRecord> run_bench(const Model& model, const BenchParams& params);

@@ -220,6 +220,32 @@ TEST(Bench, GuideAndTraceVariantsRunAsACrossProduct) {
   EXPECT_NE(md.find("|       - |             - |"), std::string::npos) << md;
 }
 
+// The variants of one test are timed in turn, so that a machine drifting between
+// minutes does not favour the first (all warm-ups come before any timed run).
+TEST(Bench, VariantsOfATestAreTimedInTurn) {
+  auto model = load_stories();
+  SKIP_WITHOUT_MODEL(model);
+  BenchParams p = tiny_params();
+  p.n_prompt = {0};
+  p.n_gen = {4};
+  p.repetitions = 2;
+  p.guide_spans = {"", "0:2:1"};
+  std::vector<std::string> progress;
+  p.progress = [&](const std::string& s) { progress.push_back(s); };
+  const auto records = run_bench(*model, p);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].samples_ns.size(), 2u);
+  EXPECT_EQ(records[1].samples_ns.size(), 2u);
+  const std::vector<std::string> expected = {"bandwidth t=1",
+                                             "tg4 t=1 warmup",
+                                             "tg4 t=1 guide 0:2:1 warmup",
+                                             "tg4 t=1 rep 1/2",
+                                             "tg4 t=1 guide 0:2:1 rep 1/2",
+                                             "tg4 t=1 rep 2/2",
+                                             "tg4 t=1 guide 0:2:1 rep 2/2"};
+  EXPECT_EQ(progress, expected);
+}
+
 TEST(Bench, RejectsBadParameters) {
   auto model = load_stories();
   SKIP_WITHOUT_MODEL(model);
