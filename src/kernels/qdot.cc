@@ -387,7 +387,7 @@ struct Activations {
   const uint8_t* raw;    // the quantized rows themselves (direct kernels)
   size_t raw_row_bytes;
   const uint8_t* paired = nullptr;      // byte tiles: [n_tokens][n_in] quants in pair order
-  const int16_t* bsum_pairs = nullptr;  // byte tiles: [n_tokens][n_blocks][8]
+  const int16_t* bsum_pairs = nullptr;  // byte tiles, Q4_K zmm decode: [n_tokens][n_blocks][8]
   const int32_t* lane_bias = nullptr;  // signed byte zmm tiles: [n_tokens][n_blocks][8] (see there)
 };
 
@@ -1388,11 +1388,10 @@ struct ZmmDirect<TQ4_K> : DirectAvailable {
                                             const int8_t* a) {
     return k4_lanes_zmm<false>(b, nullptr, k4_scales16(p), a);
   }
-  // A whole block in vector registers: decode is bound by the per-block work
-  // around the 4 dot steps (k4_params' scalar bit moves, a store and reload of
-  // the scales, the bsum pair sums), so those run as SSE ops on 32-bit lanes,
-  // with the pairs summed once per call. The float steps are acc_mins' and
-  // acc_block's, on the same products, so the bits do not change.
+  // A whole block in vector registers: k4_params' scalar bit moves and the
+  // store and reload of the scales become SSE ops on 32-bit lanes, and the bsum
+  // pairs are summed once per call, not once per row (+2-4 % tg on Zen 5). The
+  // float steps are acc_mins' and acc_block's on the same products: same bits.
   static constexpr bool kFusedBlock = true;
   HEED_VNNI static HWY_INLINE void block(RowAcc& s, const BlockQ4_K& b, const int16_t* pairs,
                                          float ad, const int8_t* a) {
