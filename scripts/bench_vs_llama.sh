@@ -11,6 +11,11 @@ if [ $# -lt 2 ]; then
   exit 2
 fi
 llama=$1 file=$2 pairs=${3:-5} p=${4:-512} n=${5:-128} threads=${6:-2}
+case "$pairs$p$n$threads" in *[!0-9]*) echo "$0: PAIRS, P, N and THREADS must be integers" >&2; exit 2 ;; esac
+if [ "$pairs" -lt 1 ] || [ "$p" -lt 1 ] || [ "$n" -lt 1 ] || [ "$threads" -lt 1 ]; then
+  echo "$0: PAIRS, P, N and THREADS must be at least 1 (the ratios need a pp and a tg run)" >&2
+  exit 2
+fi
 [ -x "$llama" ] || { echo "$0: $llama: not an executable llama-bench" >&2; exit 2; }
 [ -r "$file" ] || { echo "$0: $file: cannot read" >&2; exit 2; }
 [ -x build/heed ] || { echo "$0: build/heed missing: run scripts/build.sh first" >&2; exit 2; }
